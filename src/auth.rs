@@ -1,0 +1,89 @@
+//! Admin API authentication: bearer tokens compared in constant time.
+
+use crate::error::Error;
+
+/// The token `make dev` uses when `KINDLING_ADMIN_TOKEN` is unset. A deployment whose secret
+/// equals it is refused, so the development token can never guard production data.
+pub const DEV_ADMIN_TOKEN: &str = "dev-admin-token";
+
+/// Shortest admin secret accepted on a deployment.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+/// Checks an `Authorization` header against the configured secret.
+///
+/// `allow_dev_token` is true only when the function runs under `wrangler dev`
+/// (`KINDLING_ENV=development`).
+pub fn check_bearer(
+    header: Option<&str>,
+    secret: Option<&str>,
+    allow_dev_token: bool,
+) -> Result<(), Error> {
+    let secret = match secret {
+        Some(s) if s == DEV_ADMIN_TOKEN && allow_dev_token => s,
+        Some(s) if s != DEV_ADMIN_TOKEN && s.chars().count() >= MIN_SECRET_CHARS => s,
+        _ => {
+            return Err(Error::NotConfigured(
+                "the admin token secret KINDLING_ADMIN_TOKEN is missing or too weak".into(),
+            ))
+        }
+    };
+    let presented = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| Error::Unauthorized("missing bearer token".into()))?;
+    if constant_time_eq(presented.as_bytes(), secret.as_bytes()) {
+        Ok(())
+    } else {
+        Err(Error::Unauthorized("invalid token".into()))
+    }
+}
+
+/// Compares without an early exit, so timing does not reveal how much of a guess was right.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = (a.len() ^ b.len()) as u8;
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0xff);
+        diff |= x ^ y;
+    }
+    diff == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "a-long-production-secret";
+
+    #[test]
+    fn the_right_token_passes() {
+        assert!(check_bearer(Some("Bearer a-long-production-secret"), Some(SECRET), false).is_ok());
+    }
+
+    #[test]
+    fn missing_or_wrong_tokens_are_unauthorized() {
+        let e = check_bearer(None, Some(SECRET), false).unwrap_err();
+        assert_eq!(e.status(), 401);
+        let e = check_bearer(Some("Bearer nope"), Some(SECRET), false).unwrap_err();
+        assert_eq!(e.status(), 401);
+        let e = check_bearer(Some("Basic a-long-production-secret"), Some(SECRET), false);
+        assert_eq!(e.unwrap_err().status(), 401);
+        // A prefix of the secret is not the secret.
+        let e = check_bearer(Some("Bearer a-long-production"), Some(SECRET), false);
+        assert_eq!(e.unwrap_err().status(), 401);
+    }
+
+    #[test]
+    fn a_deployment_without_a_real_secret_refuses_to_serve() {
+        for secret in [None, Some("short"), Some(DEV_ADMIN_TOKEN)] {
+            let e = check_bearer(Some("Bearer dev-admin-token"), secret, false).unwrap_err();
+            assert_eq!(e.status(), 503, "{secret:?}");
+        }
+    }
+
+    #[test]
+    fn the_dev_token_works_only_in_development() {
+        let h = Some("Bearer dev-admin-token");
+        assert!(check_bearer(h, Some(DEV_ADMIN_TOKEN), true).is_ok());
+    }
+}

@@ -1,0 +1,15 @@
+//! Kindling's domain core. Everything here is platform-free: no Workers types, no clocks, no
+//! network. The functions under `functions/` parse requests, call into this crate, perform the
+//! I/O it asks for and answer. Time always arrives as a parameter (`Millis`).
+
+pub mod auth;
+pub mod error;
+pub mod event;
+pub mod identity;
+pub mod pixel;
+pub mod site;
+pub mod store;
+pub mod time;
+
+pub use error::{Error, Result};
+pub use time::Millis;

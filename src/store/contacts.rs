@@ -1,0 +1,123 @@
+//! Reading contacts and their timelines for the admin api.
+
+use super::{Db, Row, RowExt, Statement};
+use crate::error::Error;
+use crate::time::Millis;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+/// A contact as the api shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContactView {
+    pub id: String,
+    pub lead_status: String,
+    pub lifecycle_stage: Option<String>,
+    pub score: i64,
+    pub first_seen_at: String,
+    pub last_seen_at: String,
+    pub visitor_ids: Vec<String>,
+}
+
+/// One entry of a contact's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    pub id: String,
+    pub name: String,
+    pub site: Option<String>,
+    pub properties: Json,
+    pub occurred_at: String,
+}
+
+const CONTACT_BY_ID: &str =
+    "SELECT id, lead_status, lifecycle_stage, score, first_seen_at, last_seen_at \
+    FROM contacts WHERE workspace = ?1 AND id = ?2";
+const CONTACT_BY_VISITOR: &str = "SELECT contact_id FROM identities \
+    WHERE workspace = ?1 AND kind = 'visitor' AND value = ?2";
+const VISITORS_OF: &str = "SELECT value FROM identities \
+    WHERE workspace = ?1 AND kind = 'visitor' AND contact_id = ?2 ORDER BY created_at, value";
+const TIMELINE: &str = "SELECT id, name, site, properties, occurred_at FROM events \
+    WHERE workspace = ?1 AND contact_id = ?2 AND occurred_at < ?3 \
+    ORDER BY occurred_at DESC, id DESC LIMIT ?4";
+
+pub async fn find_by_visitor(
+    db: &impl Db,
+    workspace: &str,
+    visitor_id: &str,
+) -> Result<Option<ContactView>, Error> {
+    let rows = db
+        .query(&Statement::new(
+            CONTACT_BY_VISITOR,
+            vec![workspace.into(), visitor_id.into()],
+        ))
+        .await?;
+    match rows.first().and_then(|r| r.text("contact_id")) {
+        Some(id) => get(db, workspace, &id).await,
+        None => Ok(None),
+    }
+}
+
+pub async fn get(db: &impl Db, workspace: &str, id: &str) -> Result<Option<ContactView>, Error> {
+    let rows = db
+        .query(&Statement::new(
+            CONTACT_BY_ID,
+            vec![workspace.into(), id.into()],
+        ))
+        .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let visitors = db
+        .query(&Statement::new(
+            VISITORS_OF,
+            vec![workspace.into(), id.into()],
+        ))
+        .await?;
+    Ok(Some(contact_view(row, visitors)))
+}
+
+fn contact_view(row: &Row, visitors: Vec<Row>) -> ContactView {
+    let at = |col| Millis(row.int(col).unwrap_or(0)).rfc3339();
+    ContactView {
+        id: row.text("id").unwrap_or_default(),
+        lead_status: row.text("lead_status").unwrap_or_default(),
+        lifecycle_stage: row.text("lifecycle_stage"),
+        score: row.int("score").unwrap_or(0),
+        first_seen_at: at("first_seen_at"),
+        last_seen_at: at("last_seen_at"),
+        visitor_ids: visitors.iter().filter_map(|r| r.text("value")).collect(),
+    }
+}
+
+/// Newest first; `before` pages backwards through history.
+pub async fn timeline(
+    db: &impl Db,
+    workspace: &str,
+    contact_id: &str,
+    before: Millis,
+    limit: u32,
+) -> Result<Vec<TimelineEntry>, Error> {
+    let rows = db
+        .query(&Statement::new(
+            TIMELINE,
+            vec![
+                workspace.into(),
+                contact_id.into(),
+                before.into(),
+                i64::from(limit).into(),
+            ],
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| TimelineEntry {
+            id: r.text("id").unwrap_or_default(),
+            name: r.text("name").unwrap_or_default(),
+            site: r.text("site"),
+            properties: r
+                .text("properties")
+                .and_then(|p| serde_json::from_str(&p).ok())
+                .unwrap_or(Json::Null),
+            occurred_at: Millis(r.int("occurred_at").unwrap_or(0)).rfc3339(),
+        })
+        .collect())
+}

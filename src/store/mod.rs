@@ -1,0 +1,96 @@
+//! The SQL store. The core speaks to storage through [`Db`], a four-verb trait that D1 (in the
+//! functions) and native SQLite (in tests and benchmarks) both implement, so the very same SQL
+//! and the very same `schema/` migrations run in both places.
+
+pub mod contacts;
+pub mod ingest;
+pub mod ops;
+pub mod sites;
+#[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
+pub mod sqlite;
+
+use crate::error::Error;
+use serde_json::{Map, Value as Json};
+
+/// A bound parameter. Integers stay below 2^53 (D1 carries them as JS numbers).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Text(s.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Text(s)
+    }
+}
+impl From<i64> for Value {
+    fn from(n: i64) -> Self {
+        Value::Integer(n)
+    }
+}
+impl From<crate::Millis> for Value {
+    fn from(t: crate::Millis) -> Self {
+        Value::Integer(t.0)
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// One SQL statement with its parameters (`?1`, `?2`, … in the text).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    pub sql: &'static str,
+    pub params: Vec<Value>,
+}
+
+impl Statement {
+    pub fn new(sql: &'static str, params: Vec<Value>) -> Self {
+        Statement { sql, params }
+    }
+}
+
+/// A result row: column name to JSON value, the shape D1 hands back.
+pub type Row = Map<String, Json>;
+
+/// What the core needs from a database. Futures are not `Send`: D1's are not, and nothing here
+/// needs to cross threads.
+#[allow(async_fn_in_trait)]
+pub trait Db {
+    /// Runs a read and returns every row.
+    async fn query(&self, stmt: &Statement) -> Result<Vec<Row>, Error>;
+    /// Runs a write and returns the number of rows it changed.
+    async fn execute(&self, stmt: &Statement) -> Result<u64, Error>;
+    /// Runs writes in order, in one round trip, all or nothing.
+    async fn batch(&self, stmts: &[Statement]) -> Result<(), Error>;
+}
+
+/// Typed access to row columns, tolerant of D1 handing integers back as floats.
+pub trait RowExt {
+    fn text(&self, col: &str) -> Option<String>;
+    fn int(&self, col: &str) -> Option<i64>;
+}
+
+impl RowExt for Row {
+    fn text(&self, col: &str) -> Option<String> {
+        self.get(col).and_then(Json::as_str).map(str::to_string)
+    }
+
+    fn int(&self, col: &str) -> Option<i64> {
+        let v = self.get(col)?;
+        v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))
+    }
+}
+
+#[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]
+mod tests;
