@@ -35,6 +35,12 @@ if [ ! -f "$STAMP" ] || ! cmp -s package-lock.json "$STAMP"; then
   cp package-lock.json "$STAMP"
 fi
 
+# Headless Chromium for the snippet's browser test, from Debian's packages.
+if [ ! -x /usr/bin/chromium ]; then
+  say "installing chromium (browser tests)"
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
+
 # npm may warn that install scripts were not approved; check the binaries really run.
 node_major="$(node --version | sed 's/^v\([0-9]*\).*/\1/')"
 [ "$node_major" -ge 22 ] || { say "node 22 from node_modules does not run (got $(node --version))"; exit 1; }

@@ -12,6 +12,9 @@ source "$(dirname "$0")/env.sh"
 STATE="$(mkdir -p "$1" && cd "$1" && pwd)"
 BASE="$2"
 TOKEN="${KINDLING_ADMIN_TOKEN:-dev-admin-token}"
+# Development keys, accepted only with KINDLING_ENV=development.
+PII_KEY="${KINDLING_PII_KEY:-ZGV2LW9ubHktcGlpLWtleS1ub3QtZm9yLXByb2R1Y3Q=}"
+LINK_KEY="${KINDLING_LINK_KEY:-dev-link-key}"
 cd "$ROOT"
 
 declare -A OFFSET=([track]=0 [forms]=1 [engine]=2 [api]=4)
@@ -30,19 +33,18 @@ echo "stack: applying migrations to $STATE"
 wrangler d1 migrations apply DB --local --persist-to "$STATE" -c wrangler.toml >"$STATE/migrations.log" 2>&1 \
   || { cat "$STATE/migrations.log"; exit 1; }
 
-set -m # each function in its own process group, so stopping it stops workerd too
+# One at a time: workerd opens the shared local D1 file at start, and two opening it at the
+# same moment can fail with SQLITE_BUSY.
 for f in $FUNCTIONS; do
   port=$((BASE + OFFSET[$f]))
+  set -m # each function in its own process group, so stopping it stops workerd too
   (cd "functions/$f" && exec wrangler dev --local --ip 127.0.0.1 --port "$port" \
       --inspector-port $((port + 1000)) --persist-to "$STATE" \
       --var KINDLING_ENV:development --var "KINDLING_ADMIN_TOKEN:$TOKEN" \
+      --var "KINDLING_PII_KEY:$PII_KEY" --var "KINDLING_LINK_KEY:$LINK_KEY" \
       --show-interactive-dev-session=false) >"$STATE/$f.log" 2>&1 </dev/null &
   PIDS+=($!)
-done
-set +m
-
-for f in $FUNCTIONS; do
-  port=$((BASE + OFFSET[$f]))
+  set +m
   for _ in $(seq 1 240); do
     curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
     sleep 0.5

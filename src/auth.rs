@@ -38,6 +38,19 @@ pub fn check_bearer(
     }
 }
 
+/// `Basic base64(key:)`, as Segment-style sources send their write key, rewritten as
+/// `Bearer key`. None for any other header.
+pub fn basic_as_bearer(header: &str) -> Option<String> {
+    use base64::Engine;
+    let encoded = header.strip_prefix("Basic ")?.trim();
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let key = text.split(':').next()?;
+    Some(format!("Bearer {key}"))
+}
+
 /// Compares without an early exit, so timing does not reveal how much of a guess was right.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = (a.len() ^ b.len()) as u8;
@@ -79,6 +92,15 @@ mod tests {
             let e = check_bearer(Some("Bearer dev-admin-token"), secret, false).unwrap_err();
             assert_eq!(e.status(), 503, "{secret:?}");
         }
+    }
+
+    #[test]
+    fn segment_style_basic_auth_carries_the_key() {
+        // base64("a-long-production-secret:")
+        let h = basic_as_bearer("Basic YS1sb25nLXByb2R1Y3Rpb24tc2VjcmV0Og==").unwrap();
+        assert!(check_bearer(Some(&h), Some(SECRET), false).is_ok());
+        assert_eq!(basic_as_bearer("Bearer x"), None);
+        assert_eq!(basic_as_bearer("Basic %%%"), None);
     }
 
     #[test]

@@ -4,15 +4,133 @@
 //! event (retried beacon, redelivered queue message, racing consumers) resolves to the same
 //! contact without a read-before-write and without a random number.
 
+use crate::event::Claims;
+use crate::pii::{normalise_email, normalise_phone, PiiKeys, PiiKind};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+
+/// Trait names that carry personal data. They never reach properties or attributes in
+/// plaintext: email, phone and name are sealed as claims, the rest are dropped.
+pub const PERSONAL_TRAITS: [&str; 11] = [
+    "email",
+    "phone",
+    "mobile",
+    "name",
+    "first_name",
+    "last_name",
+    "firstName",
+    "lastName",
+    "address",
+    "birthday",
+    "id_number",
+];
+
+/// A refusal naming the offending field.
+pub type FieldError = (&'static str, String);
+
+/// The personal identifiers an identify carries, before sealing.
+pub struct ClaimInput<'a> {
+    pub user_id: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub traits: Map<String, Value>,
+}
+
+/// Validates, normalises and seals an identify's identifiers. Returns the claims and the
+/// remaining (non-personal) traits; an error names the offending field.
+pub fn claims_from(
+    input: ClaimInput<'_>,
+    keys: Option<&PiiKeys>,
+    nonce: &mut dyn FnMut() -> [u8; 12],
+) -> Result<(Claims, Map<String, Value>), FieldError> {
+    let mut traits = input.traits;
+    let trait_str =
+        |t: &Map<String, Value>, k: &str| t.get(k).and_then(Value::as_str).map(str::to_string);
+    let email = input
+        .email
+        .map(str::to_string)
+        .or_else(|| trait_str(&traits, "email"));
+    let phone = input
+        .phone
+        .map(str::to_string)
+        .or_else(|| trait_str(&traits, "phone"))
+        .or_else(|| trait_str(&traits, "mobile"));
+    let name = trait_str(&traits, "name").or_else(|| {
+        let first = trait_str(&traits, "first_name").or_else(|| trait_str(&traits, "firstName"));
+        let last = trait_str(&traits, "last_name").or_else(|| trait_str(&traits, "lastName"));
+        match (first, last) {
+            (None, None) => None,
+            (f, l) => Some(
+                format!("{} {}", f.unwrap_or_default(), l.unwrap_or_default())
+                    .trim()
+                    .to_string(),
+            ),
+        }
+    });
+    for k in PERSONAL_TRAITS {
+        traits.remove(k);
+    }
+    let user_id = input.user_id.map(str::trim).filter(|u| !u.is_empty());
+    if user_id.is_none() && email.is_none() && phone.is_none() {
+        return Err((
+            "user_id",
+            "identify needs a user_id, an email or a phone".into(),
+        ));
+    }
+    if user_id.is_some_and(|u| u.chars().count() > 128 || u.chars().any(char::is_control)) {
+        return Err(("user_id", "user ids are 1-128 characters".into()));
+    }
+    let email_n = match &email {
+        Some(e) => {
+            Some(normalise_email(e).ok_or(("email", "not a valid email address".to_string()))?)
+        }
+        None => None,
+    };
+    let phone_n = match &phone {
+        Some(p) => {
+            Some(normalise_phone(p).ok_or(("phone", "not a valid phone number".to_string()))?)
+        }
+        None => None,
+    };
+    let keys = keys.ok_or((
+        "email",
+        "personal data is not accepted: no PII key is configured".to_string(),
+    ))?;
+    let mut seal =
+        |kind, value: &str, normalised: &str| Some(keys.seal(kind, value, normalised, nonce()));
+    let claims = Claims {
+        user_id: user_id.and_then(|u| seal(PiiKind::UserId, u, u)),
+        email: match (&email, &email_n) {
+            (Some(e), Some(n)) => seal(PiiKind::Email, e.trim(), n),
+            _ => None,
+        },
+        phone: match &phone_n {
+            Some(n) => seal(PiiKind::Phone, n, n),
+            None => None,
+        },
+        name: name
+            .filter(|n| !n.is_empty())
+            .and_then(|n| seal(PiiKind::Name, &n.chars().take(200).collect::<String>(), "")),
+    };
+    Ok((claims, traits))
+}
+
+/// The contact id a server-side user gets the first time it is seen, from its blind index.
+pub fn user_contact_id(workspace: &str, user_index: &str) -> String {
+    derived_id(b"kindling/contact/user\0", workspace, user_index)
+}
 
 /// The contact id an anonymous visitor gets the first time it is seen.
 pub fn anonymous_contact_id(workspace: &str, visitor_id: &str) -> String {
+    derived_id(b"kindling/contact/visitor\0", workspace, visitor_id)
+}
+
+fn derived_id(label: &[u8], workspace: &str, value: &str) -> String {
     let mut h = Sha256::new();
-    h.update(b"kindling/contact/visitor\0");
+    h.update(label);
     h.update(workspace.as_bytes());
     h.update(b"\0");
-    h.update(visitor_id.as_bytes());
+    h.update(value.as_bytes());
     let digest = h.finalize();
     let mut id = String::with_capacity(2 + 24);
     id.push_str("c_");
@@ -47,6 +165,67 @@ mod tests {
         let a = anonymous_contact_id("default", "v_12345678");
         assert_ne!(a, anonymous_contact_id("other", "v_12345678"));
         assert_ne!(a, anonymous_contact_id("default", "v_12345679"));
+    }
+
+    fn keys() -> PiiKeys {
+        PiiKeys::from_secret(crate::pii::DEV_PII_KEY, "k1", true).unwrap()
+    }
+
+    fn input<'a>(email: Option<&'a str>, traits: serde_json::Value) -> ClaimInput<'a> {
+        ClaimInput {
+            user_id: None,
+            email,
+            phone: None,
+            traits: traits.as_object().cloned().unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn personal_traits_are_sealed_and_removed() {
+        let traits = serde_json::json!({"first_name": "Wei", "last_name": "Zhang", "phone": "13812345678", "company": "Acme"});
+        let (claims, rest) = claims_from(
+            input(Some("Zhang@Example.com"), traits),
+            Some(&keys()),
+            &mut || [9; 12],
+        )
+        .unwrap();
+        assert_eq!(rest.keys().collect::<Vec<_>>(), ["company"]);
+        let k = keys();
+        assert_eq!(
+            claims.email.as_ref().unwrap().index,
+            k.index(PiiKind::Email, "zhang@example.com")
+        );
+        assert_eq!(
+            k.open(PiiKind::Phone, &claims.phone.unwrap().cipher)
+                .unwrap(),
+            "+8613812345678"
+        );
+        assert_eq!(
+            k.open(PiiKind::Name, &claims.name.unwrap().cipher).unwrap(),
+            "Wei Zhang"
+        );
+    }
+
+    #[test]
+    fn identify_needs_a_valid_identifier_and_a_key() {
+        let none = claims_from(
+            input(None, serde_json::json!({})),
+            Some(&keys()),
+            &mut || [0; 12],
+        );
+        assert_eq!(none.unwrap_err().0, "user_id");
+        let bad = claims_from(
+            input(Some("not-an-email"), serde_json::json!({})),
+            Some(&keys()),
+            &mut || [0; 12],
+        );
+        assert_eq!(bad.unwrap_err().0, "email");
+        let keyless = claims_from(
+            input(Some("a@b.cn"), serde_json::json!({})),
+            None,
+            &mut || [0; 12],
+        );
+        assert!(keyless.unwrap_err().1.contains("PII key"));
     }
 
     #[test]

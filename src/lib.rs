@@ -3,10 +3,15 @@
 //! I/O it asks for and answer. Time always arrives as a parameter (`Millis`).
 
 pub mod auth;
+pub mod beacon;
+pub mod bot;
 pub mod error;
 pub mod event;
 pub mod identity;
+pub mod link;
+pub mod pii;
 pub mod pixel;
+pub mod segment;
 pub mod site;
 pub mod store;
 pub mod time;

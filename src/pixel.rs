@@ -2,7 +2,7 @@
 //! The pixel always answers with its GIF; this module only decides what gets recorded.
 
 use crate::event::{
-    is_valid_event_name, is_valid_visitor_id, DropReason, Event, DEFAULT_WORKSPACE,
+    is_valid_event_name, is_valid_visitor_id, DropReason, Event, Subject, DEFAULT_WORKSPACE,
     MAX_PROPERTIES_BYTES,
 };
 use crate::site::is_valid_site_key;
@@ -79,10 +79,12 @@ impl PixelQuery {
         Ok(Event {
             id: event_id,
             workspace: DEFAULT_WORKSPACE.to_string(),
-            site,
-            visitor_id,
+            site: Some(site),
+            subject: Subject::Visitor(visitor_id),
+            session_id: None,
             name,
             properties,
+            claims: Default::default(),
             occurred_at: now,
             received_at: now,
         })
@@ -91,7 +93,7 @@ impl PixelQuery {
 
 /// Accepts absolute http(s) URLs of bounded length without control characters: anything else
 /// on a page-view is a forgery or a bug, and keeping it would only pollute reports.
-fn checked_url(url: String) -> Result<String, DropReason> {
+pub fn checked_url(url: String) -> Result<String, DropReason> {
     let lower = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
     let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
     if scheme_ok && url.chars().count() <= MAX_URL_CHARS && !url.chars().any(char::is_control) {
@@ -121,8 +123,8 @@ mod tests {
         let e =
             event("site=demo&vid=v_abcdef12&url=https%3A%2F%2Fshop.example%2Fcases%2F1").unwrap();
         assert_eq!(e.name, "page");
-        assert_eq!(e.site, "demo");
-        assert_eq!(e.visitor_id, "v_abcdef12");
+        assert_eq!(e.site.as_deref(), Some("demo"));
+        assert_eq!(e.subject, Subject::Visitor("v_abcdef12".into()));
         assert_eq!(e.properties["url"], "https://shop.example/cases/1");
         assert_eq!(e.occurred_at, Millis(1_000));
     }
@@ -162,7 +164,7 @@ mod tests {
     #[test]
     fn the_first_of_repeated_parameters_wins() {
         let e = event("site=demo&vid=v_abcdef12&site=other").unwrap();
-        assert_eq!(e.site, "demo");
+        assert_eq!(e.site.as_deref(), Some("demo"));
     }
 
     #[test]

@@ -10,6 +10,28 @@ pub struct Site {
     pub name: String,
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Honour Do-Not-Track and Global Privacy Control: such visitors are not tracked until
+    /// they consent in the page. On unless a site turns it off.
+    #[serde(default = "honour_by_default")]
+    pub honor_dnt: bool,
+}
+
+fn honour_by_default() -> bool {
+    true
+}
+
+impl Site {
+    /// Whether a browser request from `origin` may report for this site. Requests without an
+    /// Origin header (server-side senders, pixels in old mail clients) are not judged by it.
+    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
+        match origin {
+            None => true,
+            Some(o) => self
+                .allowed_origins
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(o)),
+        }
+    }
 }
 
 /// The KV key a site is published under.
@@ -36,6 +58,18 @@ mod tests {
         assert!(!is_valid_site_key("Demo"));
         assert!(!is_valid_site_key(""));
         assert!(!is_valid_site_key("a b"));
+    }
+
+    #[test]
+    fn only_listed_origins_may_report() {
+        let site: Site = serde_json::from_str(
+            r#"{"key":"demo","name":"Demo","allowed_origins":["https://shop.example"]}"#,
+        )
+        .unwrap();
+        assert!(site.honor_dnt, "DNT is honoured unless turned off");
+        assert!(site.allows_origin(Some("https://shop.example")));
+        assert!(!site.allows_origin(Some("https://evil.example")));
+        assert!(site.allows_origin(None));
     }
 
     #[test]

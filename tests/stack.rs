@@ -4,6 +4,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod support;
+mod tracking;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde_json::Value;
@@ -30,37 +31,36 @@ fn main() {
 
 type Check = fn(&Stack) -> Result<(), Failed>;
 
+/// `tracking :: beacon_x` → `beacon_x`.
+fn short_name(path: &'static str) -> &'static str {
+    path.rsplit(':').next().unwrap_or(path).trim()
+}
+
 fn trials(stack: Option<Arc<Stack>>) -> Vec<Trial> {
-    let checks: &[(&str, Check)] = &[
-        (
-            "pixel_page_view_reaches_the_contact_timeline",
-            pixel_page_view_reaches_the_contact_timeline,
-        ),
-        (
-            "pixel_answers_a_gif_even_for_malformed_parameters",
-            pixel_answers_a_gif_even_for_malformed_parameters,
-        ),
-        (
-            "pixel_from_an_unknown_site_is_dropped_and_counted",
-            pixel_from_an_unknown_site_is_dropped_and_counted,
-        ),
-        (
-            "engine_cron_uses_the_scheduled_time_as_now",
-            engine_cron_uses_the_scheduled_time_as_now,
-        ),
-        ("api_requires_the_admin_token", api_requires_the_admin_token),
-        (
-            "api_rejects_bad_parameters_with_named_fields",
-            api_rejects_bad_parameters_with_named_fields,
-        ),
-        (
-            "unknown_routes_404_and_wrong_methods_405_with_json",
-            unknown_routes_404_and_wrong_methods_405_with_json,
-        ),
-        (
-            "hostile_requests_never_get_a_5xx",
-            hostile_requests_never_get_a_5xx,
-        ),
+    // Each check is named after its function; the order is the order they run in.
+    macro_rules! checks {
+        ($($check:path),* $(,)?) => {
+            [$((short_name(stringify!($check)), $check as Check)),*]
+        };
+    }
+    let checks = checks![
+        pixel_page_view_reaches_the_contact_timeline,
+        pixel_answers_a_gif_even_for_malformed_parameters,
+        pixel_from_an_unknown_site_is_dropped_and_counted,
+        engine_cron_uses_the_scheduled_time_as_now,
+        api_requires_the_admin_token,
+        api_rejects_bad_parameters_with_named_fields,
+        unknown_routes_404_and_wrong_methods_405_with_json,
+        hostile_requests_never_get_a_5xx,
+        tracking::beacon_events_identify_and_attribution,
+        tracking::beacon_bad_input_gets_named_4xx,
+        tracking::bots_and_do_not_track_are_dropped_and_counted,
+        tracking::snippet_is_served_small_and_cacheable,
+        tracking::email_opens_and_clicks_follow_signed_tokens_only,
+        tracking::server_side_ingest_is_segment_compatible_and_deduplicated,
+        tracking::snippet_in_headless_chromium_reaches_the_timeline,
+        // Last: searches everything the tests above stored for plaintext PII.
+        tracking::no_plaintext_pii_in_local_storage_or_logs,
     ];
     checks
         .iter()

@@ -16,6 +16,15 @@ pub struct ContactView {
     pub first_seen_at: String,
     pub last_seen_at: String,
     pub visitor_ids: Vec<String>,
+    /// Non-personal traits: company, industry, company_size, job_title, ...
+    pub attributes: Json,
+    /// Attribution: where this contact first and last came from.
+    pub first_touch: Option<Json>,
+    pub last_touch: Option<Json>,
+    /// Set when this contact was merged into another.
+    pub merged_into: Option<String>,
+    pub has_email: bool,
+    pub has_phone: bool,
 }
 
 /// One entry of a contact's timeline.
@@ -29,7 +38,9 @@ pub struct TimelineEntry {
 }
 
 const CONTACT_BY_ID: &str =
-    "SELECT id, lead_status, lifecycle_stage, score, first_seen_at, last_seen_at \
+    "SELECT id, lead_status, lifecycle_stage, score, first_seen_at, last_seen_at, \
+    attributes, first_touch, last_touch, merged_into, email_index IS NOT NULL AS has_email, \
+    phone_index IS NOT NULL AS has_phone \
     FROM contacts WHERE workspace = ?1 AND id = ?2";
 const CONTACT_BY_VISITOR: &str = "SELECT contact_id FROM identities \
     WHERE workspace = ?1 AND kind = 'visitor' AND value = ?2";
@@ -85,7 +96,17 @@ fn contact_view(row: &Row, visitors: Vec<Row>) -> ContactView {
         first_seen_at: at("first_seen_at"),
         last_seen_at: at("last_seen_at"),
         visitor_ids: visitors.iter().filter_map(|r| r.text("value")).collect(),
+        attributes: json_col(row, "attributes").unwrap_or_else(|| Json::Object(Default::default())),
+        first_touch: json_col(row, "first_touch"),
+        last_touch: json_col(row, "last_touch"),
+        merged_into: row.text("merged_into"),
+        has_email: row.int("has_email") == Some(1),
+        has_phone: row.int("has_phone") == Some(1),
     }
+}
+
+fn json_col(row: &Row, col: &str) -> Option<Json> {
+    row.text(col).and_then(|t| serde_json::from_str(&t).ok())
 }
 
 /// Newest first; `before` pages backwards through history.

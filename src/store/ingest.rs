@@ -1,45 +1,129 @@
 //! Writing a queue batch of ingested events: one D1 round trip for the whole batch.
+//!
+//! The batch runs in this order, each step idempotent so a redelivered batch changes nothing:
+//! 1. subjects: every visitor / server-side user gets its contact and identity (derived ids);
+//! 2. claims: identify claims attach user ids, emails and phones to the subject's contact, or,
+//!    when another contact already holds one, record a merge of the anonymous contact into it;
+//! 3. merges: pending merges move identities and events to the surviving contact and are marked
+//!    applied — history is moved, never deleted;
+//! 4. events, inserted by id, resolved to their contact through the identities;
+//! 5. contact touches (first/last seen, attribution) and drop counters.
 
 use super::{Statement, Value};
-use crate::event::{DropReason, Event, IngestMessage};
-use crate::identity::anonymous_contact_id;
+use crate::event::{Claims, DropReason, Event, IngestMessage, Subject};
+use crate::identity::{anonymous_contact_id, user_contact_id};
 use crate::time::Millis;
+use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 
 const INSERT_CONTACT: &str = "INSERT OR IGNORE INTO contacts \
     (id, workspace, lead_status, first_seen_at, last_seen_at, created_at, updated_at) \
-    VALUES (?1, ?2, 'anonymous', ?3, ?3, ?3, ?3)";
+    VALUES (?1, ?2, ?3, ?4, ?4, ?4, ?4)";
 
-const INSERT_VISITOR_IDENTITY: &str = "INSERT OR IGNORE INTO identities \
-    (workspace, kind, value, contact_id, created_at) VALUES (?1, 'visitor', ?2, ?3, ?4)";
+const INSERT_SUBJECT_IDENTITY: &str = "INSERT OR IGNORE INTO identities \
+    (workspace, kind, value, contact_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
 
-// The contact comes from the identity table, not from the derived id: once a visitor has been
-// merged into a known contact, its later events land on that contact.
+const CLAIM_IDENTITY: &str = "INSERT OR IGNORE INTO identities \
+    (workspace, kind, value, contact_id, created_at) \
+    SELECT ?1, ?4, ?5, contact_id, ?6 FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3";
+
+// Another contact already holds the claimed identifier: the subject's contact merges into it,
+// but only while it is anonymous. Two known people are never merged automatically.
+const RECORD_MERGE: &str = "INSERT OR IGNORE INTO merges \
+    (workspace, from_contact, into_contact, cause, event_id, merged_at) \
+    SELECT ?1, s.contact_id, c.contact_id, 'identify', ?6, ?7 \
+    FROM identities s, identities c, contacts sc \
+    WHERE s.workspace = ?1 AND s.kind = ?2 AND s.value = ?3 \
+      AND c.workspace = ?1 AND c.kind = ?4 AND c.value = ?5 \
+      AND s.contact_id <> c.contact_id \
+      AND sc.id = s.contact_id AND sc.lead_status = 'anonymous' AND sc.email_index IS NULL \
+      AND sc.phone_index IS NULL";
+
+// A known contact's visitor identifying as someone else: the device now belongs to them;
+// the history already recorded stays with whoever it was.
+const MOVE_DEVICE: &str = "UPDATE identities SET contact_id = \
+      (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?4 AND value = ?5) \
+    WHERE workspace = ?1 AND kind = ?2 AND value = ?3 AND ?2 = 'visitor' \
+      AND contact_id <> (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?4 AND value = ?5)";
+
+const SET_EMAIL: &str = "UPDATE contacts SET email_cipher = ?4, email_index = ?5, \
+    lead_status = CASE WHEN lead_status = 'anonymous' THEN 'known' ELSE lead_status END, updated_at = ?6 \
+    WHERE id = (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3)";
+const SET_PHONE: &str = "UPDATE contacts SET phone_cipher = ?4, phone_index = ?5, \
+    lead_status = CASE WHEN lead_status = 'anonymous' THEN 'known' ELSE lead_status END, updated_at = ?6 \
+    WHERE id = (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3)";
+const SET_NAME: &str = "UPDATE contacts SET name_cipher = ?4, updated_at = ?6 \
+    WHERE id = (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3) AND ?5 = ?5";
+const SET_KNOWN: &str = "UPDATE contacts SET \
+    lead_status = CASE WHEN lead_status = 'anonymous' THEN 'known' ELSE lead_status END, updated_at = ?4 \
+    WHERE id = (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3)";
+const SET_ATTRIBUTES: &str = "UPDATE contacts SET attributes = json_patch(attributes, ?4), updated_at = ?5 \
+    WHERE id = (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3)";
+
+// Applying pending merges. The surviving contact inherits the earliest first touch and the
+// widest seen span; identities and events follow.
+const MERGE_SPAN: &str = "UPDATE contacts SET \
+    first_seen_at = min(first_seen_at, (SELECT min(f.first_seen_at) FROM merges m JOIN contacts f ON f.id = m.from_contact \
+        WHERE m.applied = 0 AND m.into_contact = contacts.id)), \
+    last_seen_at = max(last_seen_at, (SELECT max(f.last_seen_at) FROM merges m JOIN contacts f ON f.id = m.from_contact \
+        WHERE m.applied = 0 AND m.into_contact = contacts.id)) \
+    WHERE id IN (SELECT into_contact FROM merges WHERE applied = 0)";
+const MERGE_FIRST_TOUCH: &str = "UPDATE contacts SET (first_touch, first_touch_at) = \
+    (SELECT f.first_touch, f.first_touch_at FROM merges m JOIN contacts f ON f.id = m.from_contact \
+      WHERE m.applied = 0 AND m.into_contact = contacts.id AND f.first_touch_at IS NOT NULL \
+      ORDER BY f.first_touch_at LIMIT 1) \
+    WHERE id IN (SELECT m.into_contact FROM merges m JOIN contacts f ON f.id = m.from_contact \
+      WHERE m.applied = 0 AND f.first_touch_at IS NOT NULL \
+        AND (contacts.first_touch_at IS NULL OR f.first_touch_at < contacts.first_touch_at))";
+const MERGE_IDENTITIES: &str = "UPDATE identities SET contact_id = \
+    (SELECT into_contact FROM merges m WHERE m.workspace = identities.workspace AND m.from_contact = identities.contact_id) \
+    WHERE contact_id IN (SELECT from_contact FROM merges WHERE applied = 0)";
+const MERGE_EVENTS: &str = "UPDATE events SET contact_id = \
+    (SELECT into_contact FROM merges m WHERE m.workspace = events.workspace AND m.from_contact = events.contact_id) \
+    WHERE workspace = ?1 AND contact_id IN (SELECT from_contact FROM merges WHERE applied = 0)";
+const MERGE_MARK_CONTACTS: &str = "UPDATE contacts SET merged_into = \
+    (SELECT into_contact FROM merges m WHERE m.from_contact = contacts.id) \
+    WHERE id IN (SELECT from_contact FROM merges WHERE applied = 0)";
+const MERGE_DONE: &str = "UPDATE merges SET applied = 1 WHERE applied = 0";
+
+// The contact comes from the identity table (or the token), not from a derived id: once a
+// visitor has been merged, its later events land on the surviving contact.
 const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events \
-    (workspace, id, site, visitor_id, contact_id, name, properties, occurred_at, received_at) \
-    VALUES (?1, ?2, ?3, ?4, \
-      (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = 'visitor' AND value = ?4), \
-      ?5, ?6, ?7, ?8)";
+    (workspace, id, site, visitor_id, contact_id, name, properties, occurred_at, received_at, session_id) \
+    VALUES (?1, ?4, ?5, ?6, \
+      COALESCE(?7, (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3)), \
+      ?8, ?9, ?10, ?11, ?12)";
 
 const TOUCH_CONTACT: &str = "UPDATE contacts SET \
-    first_seen_at = min(first_seen_at, ?3), last_seen_at = max(last_seen_at, ?4) \
-    WHERE id = (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = 'visitor' AND value = ?2)";
+    first_seen_at = min(first_seen_at, ?4), last_seen_at = max(last_seen_at, ?5) \
+    WHERE id = COALESCE(?6, (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3))";
+
+const FIRST_TOUCH: &str = "UPDATE contacts SET first_touch = ?4, first_touch_at = ?5 \
+    WHERE id = (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3) \
+      AND (first_touch_at IS NULL OR first_touch_at > ?5)";
+const LAST_TOUCH: &str = "UPDATE contacts SET last_touch = ?4, last_touch_at = ?5 \
+    WHERE id = (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3) \
+      AND (last_touch_at IS NULL OR last_touch_at < ?5)";
 
 const COUNT_DROPS: &str =
     "INSERT INTO ingest_drops (day, source, reason, count) VALUES (?1, ?2, ?3, ?4) \
     ON CONFLICT (day, source, reason) DO UPDATE SET count = count + excluded.count";
 
-/// The statements that record a batch of queue messages. Visitors are created once per batch,
-/// events are inserted by id (a redelivered event is ignored), drops are summed per reason.
+/// The first three parameters of every subject-resolving statement.
+fn subject_params(workspace: &str, kind: &str, value: &str) -> Vec<Value> {
+    vec![workspace.into(), kind.into(), value.into()]
+}
+
+/// The statements that record a batch of queue messages.
 pub fn batch_statements(messages: &[IngestMessage]) -> Vec<Statement> {
-    let mut visitors: BTreeMap<(&str, &str), (Millis, Millis)> = BTreeMap::new();
+    let mut subjects: BTreeMap<(&str, &Subject), (Millis, Millis)> = BTreeMap::new();
     let mut drops: BTreeMap<(String, &str, DropReason), i64> = BTreeMap::new();
     let mut events: Vec<&Event> = Vec::new();
     for m in messages {
         match m {
             IngestMessage::Event(e) => {
-                let span = visitors
-                    .entry((&e.workspace, &e.visitor_id))
+                let span = subjects
+                    .entry((&e.workspace, &e.subject))
                     .or_insert((e.occurred_at, e.occurred_at));
                 span.0 = span.0.min(e.occurred_at);
                 span.1 = span.1.max(e.occurred_at);
@@ -51,59 +135,223 @@ pub fn batch_statements(messages: &[IngestMessage]) -> Vec<Statement> {
         }
     }
 
-    let mut out = Vec::with_capacity(visitors.len() * 2 + events.len() * 2 + drops.len());
-    for ((workspace, vid), (first, _)) in &visitors {
-        let contact = anonymous_contact_id(workspace, vid);
+    let mut out = Vec::with_capacity(subjects.len() * 3 + events.len() * 2 + drops.len());
+    for ((workspace, subject), (first, _)) in &subjects {
+        let (contact, status) = match subject {
+            Subject::Visitor(v) => (anonymous_contact_id(workspace, v), "anonymous"),
+            Subject::User(u) => (user_contact_id(workspace, u), "known"),
+            Subject::Contact(_) => continue,
+        };
         out.push(Statement::new(
             INSERT_CONTACT,
-            vec![contact.clone().into(), (*workspace).into(), (*first).into()],
+            vec![
+                contact.clone().into(),
+                (*workspace).into(),
+                status.into(),
+                (*first).into(),
+            ],
         ));
+        let kind = subject.identity_kind().unwrap_or_default();
         out.push(Statement::new(
-            INSERT_VISITOR_IDENTITY,
+            INSERT_SUBJECT_IDENTITY,
             vec![
                 (*workspace).into(),
-                (*vid).into(),
+                kind.into(),
+                subject.value().into(),
                 contact.into(),
                 (*first).into(),
             ],
         ));
     }
-    for e in &events {
-        out.push(Statement::new(
-            INSERT_EVENT,
-            vec![
-                e.workspace.as_str().into(),
-                e.id.as_str().into(),
-                e.site.as_str().into(),
-                e.visitor_id.as_str().into(),
-                e.name.as_str().into(),
-                Value::Text(serde_json::Value::Object(e.properties.clone()).to_string()),
-                e.occurred_at.into(),
-                e.received_at.into(),
-            ],
-        ));
+
+    // Identify events are applied in time order, so the latest claim wins.
+    let mut claimed: Vec<&Event> = events
+        .iter()
+        .copied()
+        .filter(|e| !e.claims.is_empty() && e.subject.identity_kind().is_some())
+        .collect();
+    claimed.sort_by_key(|e| e.occurred_at);
+    for e in &claimed {
+        claim_statements(e, &mut out);
     }
-    for ((workspace, vid), (first, last)) in &visitors {
-        out.push(Statement::new(
-            TOUCH_CONTACT,
-            vec![
-                (*workspace).into(),
-                (*vid).into(),
-                (*first).into(),
-                (*last).into(),
-            ],
-        ));
+    if !claimed.is_empty() {
+        let ws = claimed[0].workspace.as_str();
+        out.push(Statement::new(MERGE_SPAN, vec![]));
+        out.push(Statement::new(MERGE_FIRST_TOUCH, vec![]));
+        out.push(Statement::new(MERGE_IDENTITIES, vec![]));
+        out.push(Statement::new(MERGE_EVENTS, vec![ws.into()]));
+        out.push(Statement::new(MERGE_MARK_CONTACTS, vec![]));
+        out.push(Statement::new(MERGE_DONE, vec![]));
+    }
+
+    for e in &events {
+        let (kind, value, contact) = match &e.subject {
+            Subject::Contact(c) => ("", "", Value::Text(c.clone())),
+            s => (
+                s.identity_kind().unwrap_or_default(),
+                s.value(),
+                Value::Null,
+            ),
+        };
+        let visitor = match &e.subject {
+            Subject::Visitor(v) => Value::Text(v.clone()),
+            _ => Value::Null,
+        };
+        let mut p = subject_params(&e.workspace, kind, value);
+        p.extend([
+            e.id.as_str().into(),
+            e.site.clone().into(),
+            visitor,
+            contact,
+            e.name.as_str().into(),
+            Value::Text(Json::Object(e.properties.clone()).to_string()),
+            e.occurred_at.into(),
+            e.received_at.into(),
+            e.session_id.clone().into(),
+        ]);
+        out.push(Statement::new(INSERT_EVENT, p));
+    }
+    for ((workspace, subject), (first, last)) in &subjects {
+        let (kind, value, contact) = match subject {
+            Subject::Contact(c) => ("", "", Value::Text(c.clone())),
+            s => (
+                s.identity_kind().unwrap_or_default(),
+                s.value(),
+                Value::Null,
+            ),
+        };
+        let mut p = subject_params(workspace, kind, value);
+        p.extend([(*first).into(), (*last).into(), contact]);
+        out.push(Statement::new(TOUCH_CONTACT, p));
+    }
+    for e in &events {
+        if let (Some(kind), Some(touch)) = (e.subject.identity_kind(), touch_of(e)) {
+            for sql in [FIRST_TOUCH, LAST_TOUCH] {
+                let mut p = subject_params(&e.workspace, kind, e.subject.value());
+                p.extend([Value::Text(touch.to_string()), e.occurred_at.into()]);
+                out.push(Statement::new(sql, p));
+            }
+        }
     }
     for ((day, source, reason), n) in drops {
         out.push(Statement::new(
             COUNT_DROPS,
-            vec![
-                day.into(),
-                (*source).into(),
-                reason.as_str().into(),
-                n.into(),
-            ],
+            vec![day.into(), source.into(), reason.as_str().into(), n.into()],
         ));
     }
     out
+}
+
+fn claim_statements(e: &Event, out: &mut Vec<Statement>) {
+    let kind = e.subject.identity_kind().unwrap_or_default();
+    let value = e.subject.value();
+    let ws = e.workspace.as_str();
+    let Claims {
+        email, phone, name, ..
+    } = &e.claims;
+    for (pii, sealed) in e.claims.identifiers() {
+        let id_kind = pii.as_str();
+        // A user subject already is its own user_id identity.
+        if kind == "user_id" && id_kind == "user_id" {
+            continue;
+        }
+        let mut p = subject_params(ws, kind, value);
+        p.extend([
+            id_kind.into(),
+            sealed.index.as_str().into(),
+            e.occurred_at.into(),
+        ]);
+        out.push(Statement::new(CLAIM_IDENTITY, p));
+        let mut p = subject_params(ws, kind, value);
+        p.extend([
+            id_kind.into(),
+            sealed.index.as_str().into(),
+            e.id.as_str().into(),
+            e.occurred_at.into(),
+        ]);
+        out.push(Statement::new(RECORD_MERGE, p));
+        let mut p = subject_params(ws, kind, value);
+        p.extend([id_kind.into(), sealed.index.as_str().into()]);
+        out.push(Statement::new(MOVE_DEVICE, p));
+    }
+    // Applied through the claimed identifier's identity, so they land on the surviving contact.
+    let (via_kind, via_value) = match e.claims.identifiers().next() {
+        Some((k, s)) if !(kind == "user_id" && k.as_str() == "user_id") => {
+            (k.as_str(), s.index.as_str())
+        }
+        _ => (kind, value),
+    };
+    for (sql, sealed) in [(SET_EMAIL, email), (SET_PHONE, phone), (SET_NAME, name)] {
+        if let Some(s) = sealed {
+            let mut p = subject_params(ws, via_kind, via_value);
+            p.extend([
+                s.cipher.as_str().into(),
+                s.index.as_str().into(),
+                e.occurred_at.into(),
+            ]);
+            out.push(Statement::new(sql, p));
+        }
+    }
+    let mut p = subject_params(ws, via_kind, via_value);
+    p.push(e.occurred_at.into());
+    out.push(Statement::new(SET_KNOWN, p));
+    let attributes: Map<String, Json> = e
+        .properties
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "url" | "referrer" | "title"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !attributes.is_empty() {
+        let mut p = subject_params(ws, via_kind, via_value);
+        p.extend([
+            Json::Object(attributes).to_string().into(),
+            e.occurred_at.into(),
+        ]);
+        out.push(Statement::new(SET_ATTRIBUTES, p));
+    }
+}
+
+/// The attribution touch a page view carries: campaign parameters, or an external referrer.
+/// Internal navigation is not a touch.
+pub fn touch_of(e: &Event) -> Option<Json> {
+    if e.name != "page" {
+        return None;
+    }
+    let p = &e.properties;
+    let get = |k: &str| p.get(k).and_then(Json::as_str);
+    let url = get("url");
+    let referrer = get("referrer");
+    let same_site = match (url.and_then(host_of), referrer.and_then(host_of)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    };
+    let source = get("utm_source").map(str::to_string).or_else(|| {
+        referrer
+            .filter(|_| !same_site)
+            .and_then(host_of)
+            .map(str::to_string)
+    })?;
+    let mut touch = Map::new();
+    touch.insert("source".into(), source.into());
+    for k in ["medium", "campaign", "term", "content"] {
+        if let Some(v) = get(&format!("utm_{k}")) {
+            touch.insert(k.into(), v.into());
+        }
+    }
+    if !touch.contains_key("medium") && get("utm_source").is_none() {
+        touch.insert("medium".into(), "referral".into());
+    }
+    if let Some(r) = referrer {
+        touch.insert("referrer".into(), r.into());
+    }
+    if let Some(u) = url {
+        touch.insert("landing_page".into(), u.into());
+    }
+    Some(Json::Object(touch))
+}
+
+fn host_of(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let host = rest.split(['/', '?', '#']).next()?;
+    (!host.is_empty()).then_some(host)
 }

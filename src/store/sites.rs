@@ -5,10 +5,12 @@ use crate::error::Error;
 use crate::site::{is_valid_site_key, Site};
 use crate::time::Millis;
 
-const UPSERT: &str = "INSERT INTO sites (workspace, key, name, allowed_origins, updated_at) \
-    VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (workspace, key) DO UPDATE SET \
-    name = excluded.name, allowed_origins = excluded.allowed_origins, updated_at = excluded.updated_at";
-const LIST: &str = "SELECT key, name, allowed_origins FROM sites WHERE workspace = ?1 ORDER BY key";
+const UPSERT: &str = "INSERT INTO sites (workspace, key, name, allowed_origins, updated_at, honor_dnt) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (workspace, key) DO UPDATE SET \
+    name = excluded.name, allowed_origins = excluded.allowed_origins, updated_at = excluded.updated_at, \
+    honor_dnt = excluded.honor_dnt";
+const LIST: &str =
+    "SELECT key, name, allowed_origins, honor_dnt FROM sites WHERE workspace = ?1 ORDER BY key";
 
 /// Checks a site definition before it is stored; errors name the field.
 pub fn validate(site: &Site) -> Result<(), Error> {
@@ -47,6 +49,7 @@ pub async fn upsert(db: &impl Db, workspace: &str, site: &Site, now: Millis) -> 
             site.name.as_str().into(),
             origins.into(),
             now.into(),
+            i64::from(site.honor_dnt).into(),
         ],
     ))
     .await?;
@@ -66,6 +69,7 @@ pub async fn list(db: &impl Db, workspace: &str) -> Result<Vec<Site>, Error> {
                 .text("allowed_origins")
                 .and_then(|o| serde_json::from_str(&o).ok())
                 .unwrap_or_default(),
+            honor_dnt: r.int("honor_dnt") != Some(0),
         })
         .collect())
 }
@@ -79,6 +83,7 @@ mod tests {
             key: key.into(),
             name: "Demo".into(),
             allowed_origins: origins.iter().map(|s| s.to_string()).collect(),
+            honor_dnt: true,
         }
     }
 

@@ -2,7 +2,7 @@
 
 use super::sqlite::{block_on, Sqlite};
 use super::*;
-use crate::event::{DropReason, Event, IngestMessage, DEFAULT_WORKSPACE};
+use crate::event::{DropReason, Event, IngestMessage, Subject, DEFAULT_WORKSPACE};
 use crate::identity::anonymous_contact_id;
 use crate::site::Site;
 use crate::time::Millis;
@@ -13,10 +13,12 @@ fn page(id: &str, vid: &str, url: &str, at: i64) -> IngestMessage {
     IngestMessage::Event(Event {
         id: id.into(),
         workspace: DEFAULT_WORKSPACE.into(),
-        site: "demo".into(),
-        visitor_id: vid.into(),
+        site: Some("demo".into()),
+        subject: Subject::Visitor(vid.into()),
+        session_id: None,
         name: "page".into(),
         properties,
+        claims: Default::default(),
         occurred_at: Millis(at),
         received_at: Millis(at),
     })
@@ -164,7 +166,9 @@ fn sites_are_upserted_and_listed() {
         key: "demo".into(),
         name: "Demo".into(),
         allowed_origins: vec!["http://127.0.0.1:9000".into()],
+        honor_dnt: true,
     };
+    site.honor_dnt = false;
     block_on(sites::upsert(&db, DEFAULT_WORKSPACE, &site, Millis(1))).unwrap();
     site.name = "Demo shop".into();
     block_on(sites::upsert(&db, DEFAULT_WORKSPACE, &site, Millis(2))).unwrap();
@@ -174,7 +178,8 @@ fn sites_are_upserted_and_listed() {
 
 #[test]
 fn one_queue_batch_is_one_round_trip_with_one_statement_per_event() {
-    // 100 events from 10 visitors: 2 statements to create each visitor, 1 per event, 1 touch.
+    // 100 page views without campaign data from 10 visitors: 2 statements to create each
+    // visitor, 1 per event, 1 touch per visitor.
     let batch: Vec<_> = (0..100)
         .map(|i| {
             page(
@@ -195,4 +200,241 @@ fn one_queue_batch_is_one_round_trip_with_one_statement_per_event() {
             .events,
         100
     );
+}
+
+mod identity {
+    use super::*;
+    use crate::identity::{claims_from, ClaimInput};
+    use crate::pii::{PiiKeys, PiiKind, DEV_PII_KEY};
+    use serde_json::json;
+
+    fn keys() -> PiiKeys {
+        PiiKeys::from_secret(DEV_PII_KEY, "k1", true).unwrap()
+    }
+
+    fn identify(id: &str, vid: &str, email: &str, at: i64) -> IngestMessage {
+        let (claims, traits) = claims_from(
+            ClaimInput {
+                user_id: None,
+                email: Some(email),
+                phone: None,
+                traits: json!({"company": "Acme", "first_name": "Wei"})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+            },
+            Some(&keys()),
+            &mut || [5; 12],
+        )
+        .unwrap();
+        IngestMessage::Event(Event {
+            id: id.into(),
+            workspace: DEFAULT_WORKSPACE.into(),
+            site: Some("demo".into()),
+            subject: Subject::Visitor(vid.into()),
+            session_id: None,
+            name: "identify".into(),
+            properties: traits,
+            claims,
+            occurred_at: Millis(at),
+            received_at: Millis(at),
+        })
+    }
+
+    fn contact_of(db: &Sqlite, vid: &str) -> contacts::ContactView {
+        block_on(contacts::find_by_visitor(db, DEFAULT_WORKSPACE, vid))
+            .unwrap()
+            .expect("contact")
+    }
+
+    fn timeline_names(db: &Sqlite, id: &str) -> Vec<String> {
+        let mut t = block_on(contacts::timeline(
+            db,
+            DEFAULT_WORKSPACE,
+            id,
+            Millis::MAX,
+            100,
+        ))
+        .unwrap();
+        t.reverse();
+        t.into_iter().map(|e| e.name).collect()
+    }
+
+    #[test]
+    fn identify_makes_the_visitor_known_with_sealed_pii() {
+        let db = Sqlite::open_with_project_schema().unwrap();
+        ingest(
+            &db,
+            &[page("p1", "v_device_a1", "https://a.example/", 1_000)],
+        );
+        ingest(
+            &db,
+            &[identify("i1", "v_device_a1", "Zhang@Example.com", 2_000)],
+        );
+        let c = contact_of(&db, "v_device_a1");
+        assert_eq!(c.lead_status, "known");
+        assert!(c.has_email && !c.has_phone);
+        let (cipher, index, attrs): (String, String, String) = db
+            .connection()
+            .query_row(
+                "SELECT email_cipher, email_index, attributes FROM contacts WHERE id = ?1",
+                [&c.id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            keys().open(PiiKind::Email, &cipher).unwrap(),
+            "Zhang@Example.com"
+        );
+        assert_eq!(index, keys().index(PiiKind::Email, "zhang@example.com"));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&attrs).unwrap(),
+            json!({"company": "Acme"})
+        );
+        assert_eq!(timeline_names(&db, &c.id), ["page", "identify"]);
+    }
+
+    #[test]
+    fn a_second_device_merges_into_the_known_contact_keeping_all_history() {
+        let db = Sqlite::open_with_project_schema().unwrap();
+        ingest(
+            &db,
+            &[page("a1", "v_device_a1", "https://a.example/", 1_000)],
+        );
+        ingest(
+            &db,
+            &[identify("a2", "v_device_a1", "zhang@example.com", 2_000)],
+        );
+        let known = contact_of(&db, "v_device_a1").id;
+        // Another device browses anonymously, then identifies with the same email.
+        ingest(
+            &db,
+            &[page("b1", "v_device_b1", "https://a.example/cases/1", 500)],
+        );
+        let anon_b = contact_of(&db, "v_device_b1").id;
+        assert_ne!(anon_b, known);
+        let merge = [identify("b2", "v_device_b1", "ZHANG@example.com", 3_000)];
+        ingest(&db, &merge);
+        ingest(&db, &merge); // redelivery changes nothing
+
+        let c = contact_of(&db, "v_device_b1");
+        assert_eq!(c.id, known, "both devices resolve to one contact");
+        assert_eq!(c.visitor_ids.len(), 2);
+        assert_eq!(
+            c.first_seen_at,
+            Millis(500).rfc3339(),
+            "the merged history's span"
+        );
+        assert_eq!(
+            timeline_names(&db, &known),
+            ["page", "page", "identify", "identify"]
+        );
+        // Nothing deleted: the anonymous contact remains, marked as merged.
+        let (merged_into, merges): (String, i64) = db
+            .connection()
+            .query_row(
+                "SELECT merged_into, (SELECT count(*) FROM merges) FROM contacts WHERE id = ?1",
+                [&anon_b],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!(merged_into, known);
+        assert_eq!(merges, 1);
+        // Later events of device B land on the known contact.
+        ingest(
+            &db,
+            &[page(
+                "b3",
+                "v_device_b1",
+                "https://a.example/pricing",
+                4_000,
+            )],
+        );
+        assert_eq!(timeline_names(&db, &known).len(), 5);
+    }
+
+    #[test]
+    fn two_known_contacts_are_never_merged_automatically() {
+        let db = Sqlite::open_with_project_schema().unwrap();
+        ingest(
+            &db,
+            &[identify("a1", "v_device_a1", "a@example.com", 1_000)],
+        );
+        ingest(
+            &db,
+            &[identify("b1", "v_device_b1", "b@example.com", 1_000)],
+        );
+        let b = contact_of(&db, "v_device_b1").id;
+        // Person B signs in as A on B's device: the device moves, B's history stays B's.
+        ingest(
+            &db,
+            &[identify("b2", "v_device_b1", "a@example.com", 2_000)],
+        );
+        let a = contact_of(&db, "v_device_a1").id;
+        assert_eq!(contact_of(&db, "v_device_b1").id, a);
+        assert_eq!(timeline_names(&db, &b), ["identify"]);
+        let merges: i64 = db
+            .connection()
+            .query_row("SELECT count(*) FROM merges", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(merges, 0);
+    }
+
+    #[test]
+    fn first_and_last_touch_follow_campaigns_and_external_referrers() {
+        let db = Sqlite::open_with_project_schema().unwrap();
+        let with = |id: &str, at: i64, props: serde_json::Value| {
+            IngestMessage::Event(Event {
+                id: id.into(),
+                workspace: DEFAULT_WORKSPACE.into(),
+                site: Some("demo".into()),
+                subject: Subject::Visitor("v_touch_001".into()),
+                session_id: None,
+                name: "page".into(),
+                properties: props.as_object().cloned().unwrap(),
+                claims: Default::default(),
+                occurred_at: Millis(at),
+                received_at: Millis(at),
+            })
+        };
+        ingest(
+            &db,
+            &[with(
+                "t2",
+                2_000,
+                json!({"url": "https://a.example/", "referrer": "https://www.baidu.com/s?wd=x"}),
+            )],
+        );
+        ingest(
+            &db,
+            &[with(
+                "t1",
+                1_000,
+                json!({"url": "https://a.example/?utm_source=wechat", "utm_source": "wechat", "utm_campaign": "618"}),
+            )],
+        );
+        ingest(
+            &db,
+            &[with(
+                "t3",
+                3_000,
+                json!({"url": "https://a.example/b", "referrer": "https://a.example/"}),
+            )],
+        );
+        let (first, last): (String, String) = db
+            .connection()
+            .query_row("SELECT first_touch, last_touch FROM contacts", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        let first: serde_json::Value = serde_json::from_str(&first).unwrap();
+        let last: serde_json::Value = serde_json::from_str(&last).unwrap();
+        assert_eq!(first["source"], "wechat");
+        assert_eq!(first["campaign"], "618");
+        assert_eq!(
+            last["source"], "www.baidu.com",
+            "internal navigation is not a touch"
+        );
+        assert_eq!(last["medium"], "referral");
+    }
 }

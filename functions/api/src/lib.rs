@@ -1,10 +1,12 @@
 //! api: the admin REST API. Every route but `/health` needs `Authorization: Bearer <token>`.
 
 mod contacts;
+mod ingest;
 mod sites;
 mod system;
 
 use kindling::auth::check_bearer;
+use kindling::segment::Endpoint;
 use kindling::Error;
 use kindling_edge::d1::D1;
 use kindling_edge::http;
@@ -45,6 +47,10 @@ async fn route(ctx: &ApiContext, segs: &[&str]) -> Result<Response> {
         ["contacts", rest @ ..] => contacts::route(ctx, rest).await,
         ["sites", rest @ ..] => sites::route(ctx, rest).await,
         ["system", "status"] => system::status(ctx).await,
+        ["track"] => ingest::route(ctx, Endpoint::Track).await,
+        ["identify"] => ingest::route(ctx, Endpoint::Identify).await,
+        ["page"] => ingest::route(ctx, Endpoint::Page).await,
+        ["batch"] => ingest::route(ctx, Endpoint::Batch).await,
         _ => http::not_found(),
     }
 }

@@ -28,3 +28,40 @@ pub fn random_id(prefix: &str) -> String {
     }
     id
 }
+
+/// Twelve fresh random bytes, the nonce for sealing one personal value.
+pub fn nonce() -> [u8; 12] {
+    let mut n = [0u8; 12];
+    if getrandom::fill(&mut n).is_err() {
+        // Unreachable on Workers; a repeated nonce would be worse than a failed seal, so make
+        // this one unique by time and a counter instead.
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        n[..8].copy_from_slice(&now().0.to_le_bytes());
+        n[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    }
+    n
+}
+
+/// The deployment's PII keys, or None when the secret is missing or unusable (logged).
+pub fn pii_keys(env: &worker::Env) -> Option<kindling::pii::PiiKeys> {
+    let secret = env.secret("KINDLING_PII_KEY").ok()?.to_string();
+    let key_id = env
+        .var("KINDLING_PII_KEY_ID")
+        .map(|v| v.to_string())
+        .unwrap_or_else(|_| "k1".into());
+    match kindling::pii::PiiKeys::from_secret(&secret, &key_id, is_development(env)) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            worker::console_error!("{e}");
+            None
+        }
+    }
+}
+
+/// True only under `wrangler dev` (`KINDLING_ENV=development`).
+pub fn is_development(env: &worker::Env) -> bool {
+    env.var("KINDLING_ENV")
+        .map(|v| v.to_string() == "development")
+        .unwrap_or(false)
+}

@@ -1,5 +1,5 @@
-//! Is a site key registered? Answered from KV (published by the api) and remembered in the
-//! isolate for a minute, so a busy pixel costs no storage round trip at all.
+//! Registered sites, read from KV (published by the api) and remembered in the isolate for a
+//! minute, so a busy pixel costs no storage round trip at all.
 
 use kindling::site::{kv_key, Site};
 use kindling::Millis;
@@ -11,29 +11,35 @@ const KNOWN_TTL_MS: i64 = 60 * Millis::SECOND;
 // Unknown keys are re-checked sooner, so a site registered a moment ago starts counting soon.
 const UNKNOWN_TTL_MS: i64 = 5 * Millis::SECOND;
 
+type Cached = (Option<Site>, Millis);
+
 thread_local! {
-    static CACHE: RefCell<HashMap<String, (bool, Millis)>> = RefCell::new(HashMap::new());
+    static CACHE: RefCell<HashMap<String, Cached>> = RefCell::new(HashMap::new());
 }
 
-pub async fn is_registered(env: &Env, key: &str, now: Millis) -> bool {
-    let cached = CACHE.with(|c| c.borrow().get(key).copied());
-    if let Some((known, until)) = cached {
+pub async fn lookup(env: &Env, key: &str, now: Millis) -> Option<Site> {
+    let cached = CACHE.with(|c| c.borrow().get(key).cloned());
+    if let Some((site, until)) = cached {
         if now < until {
-            return known;
+            return site;
         }
     }
-    let known = match env.kv("CONFIG") {
-        Ok(kv) => matches!(kv.get(&kv_key(key)).json::<Site>().await, Ok(Some(_))),
-        Err(_) => false,
+    let site = match env.kv("CONFIG") {
+        Ok(kv) => kv.get(&kv_key(key)).json::<Site>().await.ok().flatten(),
+        Err(_) => None,
     };
-    let ttl = if known { KNOWN_TTL_MS } else { UNKNOWN_TTL_MS };
+    let ttl = if site.is_some() {
+        KNOWN_TTL_MS
+    } else {
+        UNKNOWN_TTL_MS
+    };
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         // Bound memory against floods of random site keys.
         if c.len() > 10_000 {
             c.clear();
         }
-        c.insert(key.to_string(), (known, now.plus(ttl)));
+        c.insert(key.to_string(), (site.clone(), now.plus(ttl)));
     });
-    known
+    site
 }

@@ -1,0 +1,55 @@
+//! `GET /p.gif`: page views and custom events without JavaScript. Always the GIF, whatever the
+//! parameters; what they say is recorded or counted.
+
+use crate::client::Client;
+use crate::sites;
+use kindling::event::{DropReason, IngestMessage};
+use kindling::pixel::{PixelQuery, TRANSPARENT_GIF};
+use kindling::Millis;
+use worker::*;
+
+pub async fn page(req: &Request, env: &Env) -> Result<Response> {
+    let now = kindling_edge::now();
+    let query = req.url()?.query().unwrap_or_default().to_string();
+    let client = Client::of(req);
+    let message = match PixelQuery::parse(&query).into_event(kindling_edge::random_id("evt_"), now)
+    {
+        Err(reason) => dropped("pixel", reason, now),
+        Ok(_) if client.bot_drop().is_some() => dropped(
+            "pixel",
+            client.bot_drop().unwrap_or(DropReason::BotCrawler),
+            now,
+        ),
+        Ok(event) => {
+            let key = event.site.clone().unwrap_or_default();
+            match sites::lookup(env, &key, now).await {
+                None => dropped("pixel", DropReason::UnknownSite, now),
+                Some(site) if site.honor_dnt && client.opted_out => {
+                    dropped("pixel", DropReason::DoNotTrack, now)
+                }
+                Some(_) => IngestMessage::Event(event),
+            }
+        }
+    };
+    // A failed send cannot change the pixel's answer (a browser does not retry an image); it
+    // is logged so the loss is visible.
+    if let Err(e) = kindling_edge::queue::send(env, "EVENTS", &message).await {
+        console_error!("events queue send failed: {e}");
+    }
+    gif()
+}
+
+pub fn dropped(source: &str, reason: DropReason, at: Millis) -> IngestMessage {
+    IngestMessage::Dropped {
+        source: source.into(),
+        reason,
+        at,
+    }
+}
+
+pub fn gif() -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", "image/gif")?;
+    headers.set("Cache-Control", "no-store, max-age=0")?;
+    Ok(Response::from_bytes(TRANSPARENT_GIF.to_vec())?.with_headers(headers))
+}
