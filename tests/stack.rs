@@ -59,6 +59,7 @@ fn trials(stack: Option<Arc<Stack>>) -> Vec<Trial> {
         tracking::email_opens_and_clicks_follow_signed_tokens_only,
         tracking::server_side_ingest_is_segment_compatible_and_deduplicated,
         tracking::snippet_in_headless_chromium_reaches_the_timeline,
+        tracking::hostile_traffic_interleaved_with_valid_events_loses_nothing,
         // Last: searches everything the tests above stored for plaintext PII.
         tracking::no_plaintext_pii_in_local_storage_or_logs,
     ];

@@ -474,3 +474,88 @@ pub fn snippet_in_headless_chromium_reaches_the_timeline(s: &Stack) -> Result<()
     );
     Ok(())
 }
+
+/// Hostile requests interleaved with valid beacons: only 2xx/4xx answers, and every valid event
+/// arrives exactly once, even when its beacon is sent twice.
+pub fn hostile_traffic_interleaved_with_valid_events_loses_nothing(
+    s: &Stack,
+) -> Result<(), Failed> {
+    let vid = fresh_visitor("interleave");
+    let url = format!("{}/e", s.track());
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let hostile: Vec<(String, Vec<u8>)> = vec![
+        ("text/plain".into(), vec![b'x'; 65 * 1024]),
+        ("text/plain".into(), b"\xff\xfe\xfd{\"site\":\"demo\"}".to_vec()),
+        ("text/plain".into(), deep.clone().into_bytes()),
+        ("application/json".into(), format!("{{\"site\":\"demo\",\"vid\":\"{vid}\",\"events\":{deep}}}").into_bytes()),
+        ("multipart/form-data".into(), b"--x\r\n".to_vec()),
+        ("text/plain".into(), b"{\"site\":\"demo' OR 1=1--\",\"vid\":\"v_12345678\",\"events\":[]}".to_vec()),
+        ("text/plain".into(), format!("{{\"site\":\"demo\",\"vid\":\"{vid}\",\"events\":[{{\"id\":\"<script>alert(1)</script>\",\"type\":\"page\"}}]}}").into_bytes()),
+    ];
+    let mut sent = 0;
+    for i in 0..40 {
+        let name = if i % 5 == 0 {
+            "'; DROP TABLE events;--".to_string()
+        } else {
+            format!("valid_{i}")
+        };
+        let body = json!({"site": "demo", "vid": vid, "events": [
+            {"id": format!("{vid}_{i:03}"), "type": "track", "name": name, "props": {"html": "<img src=x onerror=alert(1)>"}}
+        ]});
+        let a = beacon(s, &body, &[]);
+        assert_eq!(a.status, 202, "valid beacon {i}");
+        sent += 1;
+        if i % 3 == 0 {
+            assert_eq!(beacon(s, &body, &[]).status, 202, "retried beacon {i}");
+        }
+        let (ct, bad) = &hostile[i % hostile.len()];
+        let a = request(
+            "POST",
+            &url,
+            &[
+                ("Content-Type", ct),
+                ("User-Agent", CHROME),
+                ("Origin", ORIGIN),
+            ],
+            Some(bad),
+        );
+        assert!(
+            (400..500).contains(&a.status) || a.status == 202,
+            "hostile {i} answered {}",
+            a.status
+        );
+        let forged = get(&format!("{}/c/{}", s.track(), "A".repeat(i * 7 + 1)));
+        assert!(forged.status < 500);
+    }
+    let c = eventually("the interleaved contact", || contact(s, &vid));
+    let id = c["id"].as_str().unwrap_or_default().to_string();
+    let events = eventually("every valid event", || {
+        let t = timeline(s, &id);
+        (t.len() >= sent).then_some(t)
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let events = {
+        let later = timeline(s, &id);
+        if later.len() > events.len() {
+            later
+        } else {
+            events
+        }
+    };
+    let mut ids: Vec<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        events.len(),
+        sent,
+        "exactly once: {} stored for {sent} sent",
+        events.len()
+    );
+    assert_eq!(ids.len(), sent);
+    let sql = events
+        .iter()
+        .filter(|e| e["name"] == "'; DROP TABLE events;--")
+        .count();
+    assert_eq!(sql, 8, "hostile-looking names are stored verbatim, as data");
+    Ok(())
+}
