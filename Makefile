@@ -34,5 +34,8 @@ dry-run: build
 deploy: build
 	@scripts/deploy.sh
 
+bench: bootstrap
+	@bench/run.sh
+
 clean:
 	rm -rf target .state functions/*/build

@@ -60,6 +60,9 @@ for site in config/sites/*.json; do
     --data @"$site" "$API/v1/sites/$key" >/dev/null || { echo "stack: seeding site $key failed"; exit 1; }
 done
 
+curl -fsS -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  --data @config/scoring.json "$API/v1/scoring" >/dev/null || { echo "stack: seeding the scoring model failed"; exit 1; }
+
 cat <<INFO
 stack: ready
   track   http://127.0.0.1:$((BASE + 0))

@@ -11,6 +11,7 @@ pub mod identity;
 pub mod link;
 pub mod pii;
 pub mod pixel;
+pub mod scoring;
 pub mod segment;
 pub mod site;
 pub mod store;

@@ -3,6 +3,7 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
+mod scoring;
 mod support;
 mod tracking;
 
@@ -60,6 +61,8 @@ fn trials(stack: Option<Arc<Stack>>) -> Vec<Trial> {
         tracking::server_side_ingest_is_segment_compatible_and_deduplicated,
         tracking::snippet_in_headless_chromium_reaches_the_timeline,
         tracking::hostile_traffic_interleaved_with_valid_events_loses_nothing,
+        scoring::a_lead_is_scored_promoted_and_decayed_as_specified,
+        scoring::invalid_models_are_refused_and_the_active_one_stays,
         // Last: searches everything the tests above stored for plaintext PII.
         tracking::no_plaintext_pii_in_local_storage_or_logs,
     ];

@@ -7,11 +7,13 @@
 //! 3. merges: pending merges move identities and events to the surviving contact and are marked
 //!    applied — history is moved, never deleted;
 //! 4. events, inserted by id, resolved to their contact through the identities;
-//! 5. contact touches (first/last seen, attribution) and drop counters.
+//! 5. contact touches (first/last seen, attribution);
+//! 6. scoring: points, score, lead status, "sales ready" (`store::scoring`), and drop counters.
 
 use super::{Statement, Value};
 use crate::event::{Claims, DropReason, Event, IngestMessage, Subject};
 use crate::identity::{anonymous_contact_id, user_contact_id};
+use crate::scoring::Model;
 use crate::time::Millis;
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
@@ -84,6 +86,14 @@ const MERGE_EVENTS: &str = "UPDATE events SET contact_id = \
 const MERGE_MARK_CONTACTS: &str = "UPDATE contacts SET merged_into = \
     (SELECT into_contact FROM merges m WHERE m.from_contact = contacts.id) \
     WHERE id IN (SELECT from_contact FROM merges WHERE applied = 0)";
+// Points and signals follow; a once-only award both contacts earned stays with the merged one
+// (UPDATE OR IGNORE), so the survivor never holds it twice.
+const MERGE_POINTS: &str = "UPDATE OR IGNORE points SET contact_id = \
+    (SELECT into_contact FROM merges m WHERE m.workspace = points.workspace AND m.from_contact = points.contact_id) \
+    WHERE workspace = ?1 AND contact_id IN (SELECT from_contact FROM merges WHERE applied = 0)";
+const MERGE_SIGNALS: &str = "UPDATE OR IGNORE signals SET contact_id = \
+    (SELECT into_contact FROM merges m WHERE m.workspace = signals.workspace AND m.from_contact = signals.contact_id) \
+    WHERE workspace = ?1 AND contact_id IN (SELECT from_contact FROM merges WHERE applied = 0)";
 const MERGE_DONE: &str = "UPDATE merges SET applied = 1 WHERE applied = 0";
 
 // The contact comes from the identity table (or the token), not from a derived id: once a
@@ -95,7 +105,9 @@ const INSERT_EVENT: &str = "INSERT OR IGNORE INTO events \
       ?8, ?9, ?10, ?11, ?12)";
 
 const TOUCH_CONTACT: &str = "UPDATE contacts SET \
-    first_seen_at = min(first_seen_at, ?4), last_seen_at = max(last_seen_at, ?5) \
+    first_seen_at = min(first_seen_at, ?4), \
+    decay_level = CASE WHEN ?5 > last_seen_at THEN 0 ELSE decay_level END, \
+    last_seen_at = max(last_seen_at, ?5) \
     WHERE id = COALESCE(?6, (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3))";
 
 const FIRST_TOUCH: &str = "UPDATE contacts SET first_touch = ?4, first_touch_at = ?5 \
@@ -114,8 +126,8 @@ fn subject_params(workspace: &str, kind: &str, value: &str) -> Vec<Value> {
     vec![workspace.into(), kind.into(), value.into()]
 }
 
-/// The statements that record a batch of queue messages.
-pub fn batch_statements(messages: &[IngestMessage]) -> Vec<Statement> {
+/// The statements that record a batch of queue messages, scoring them with `model` when given.
+pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Vec<Statement> {
     let mut subjects: BTreeMap<(&str, &Subject), (Millis, Millis)> = BTreeMap::new();
     let mut drops: BTreeMap<(String, &str, DropReason), i64> = BTreeMap::new();
     let mut events: Vec<&Event> = Vec::new();
@@ -180,6 +192,8 @@ pub fn batch_statements(messages: &[IngestMessage]) -> Vec<Statement> {
         out.push(Statement::new(MERGE_FIRST_TOUCH, vec![]));
         out.push(Statement::new(MERGE_IDENTITIES, vec![]));
         out.push(Statement::new(MERGE_EVENTS, vec![ws.into()]));
+        out.push(Statement::new(MERGE_POINTS, vec![ws.into()]));
+        out.push(Statement::new(MERGE_SIGNALS, vec![ws.into()]));
         out.push(Statement::new(MERGE_MARK_CONTACTS, vec![]));
         out.push(Statement::new(MERGE_DONE, vec![]));
     }
@@ -232,6 +246,9 @@ pub fn batch_statements(messages: &[IngestMessage]) -> Vec<Statement> {
                 out.push(Statement::new(sql, p));
             }
         }
+    }
+    if let Some(model) = model {
+        out.extend(super::scoring::statements(model, &events));
     }
     for ((day, source, reason), n) in drops {
         out.push(Statement::new(

@@ -5,6 +5,7 @@
 pub mod contacts;
 pub mod ingest;
 pub mod ops;
+pub mod scoring;
 pub mod sites;
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 pub mod sqlite;
@@ -47,16 +48,20 @@ impl<T: Into<Value>> From<Option<T>> for Value {
     }
 }
 
-/// One SQL statement with its parameters (`?1`, `?2`, … in the text).
+/// One SQL statement with its parameters (`?1`, `?2`, … in the text). Almost all SQL is a
+/// constant; a few statements are composed from configuration (the "sales ready" rule).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Statement {
-    pub sql: &'static str,
+    pub sql: std::borrow::Cow<'static, str>,
     pub params: Vec<Value>,
 }
 
 impl Statement {
-    pub fn new(sql: &'static str, params: Vec<Value>) -> Self {
-        Statement { sql, params }
+    pub fn new(sql: impl Into<std::borrow::Cow<'static, str>>, params: Vec<Value>) -> Self {
+        Statement {
+            sql: sql.into(),
+            params,
+        }
     }
 }
 

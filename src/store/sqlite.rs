@@ -77,7 +77,7 @@ fn to_json(v: ValueRef<'_>) -> Json {
 
 fn run(conn: &Connection, stmt: &Statement) -> Result<u64, Error> {
     let n = conn
-        .prepare_cached(stmt.sql)
+        .prepare_cached(&stmt.sql)
         .and_then(|mut s| s.execute(params_from_iter(stmt.params.iter().map(to_sql))))
         .map_err(store_err)?;
     Ok(n as u64)
@@ -86,7 +86,7 @@ fn run(conn: &Connection, stmt: &Statement) -> Result<u64, Error> {
 impl Db for Sqlite {
     async fn query(&self, stmt: &Statement) -> Result<Vec<Row>, Error> {
         let conn = self.conn.borrow();
-        let mut s = conn.prepare_cached(stmt.sql).map_err(store_err)?;
+        let mut s = conn.prepare_cached(&stmt.sql).map_err(store_err)?;
         let names: Vec<String> = s.column_names().iter().map(|n| n.to_string()).collect();
         let mut rows = s
             .query(params_from_iter(stmt.params.iter().map(to_sql)))

@@ -25,7 +25,7 @@ fn page(id: &str, vid: &str, url: &str, at: i64) -> IngestMessage {
 }
 
 fn ingest(db: &Sqlite, batch: &[IngestMessage]) {
-    block_on(db.batch(&ingest::batch_statements(batch))).unwrap();
+    block_on(db.batch(&ingest::batch_statements(batch, None))).unwrap();
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn one_queue_batch_is_one_round_trip_with_one_statement_per_event() {
             )
         })
         .collect();
-    let stmts = ingest::batch_statements(&batch);
+    let stmts = ingest::batch_statements(&batch, None);
     assert_eq!(stmts.len(), 10 * 3 + 100);
     let db = Sqlite::open_with_project_schema().unwrap();
     block_on(db.batch(&stmts)).unwrap();
@@ -436,5 +436,229 @@ mod identity {
             "internal navigation is not a touch"
         );
         assert_eq!(last["medium"], "referral");
+    }
+}
+
+mod scoring_flow {
+    use super::*;
+    use crate::scoring::Model;
+    use serde_json::json;
+
+    const DAY: i64 = Millis::DAY;
+    const T0: i64 = 1_781_740_800_000; // 2026-06-18T00:00:00Z
+
+    fn model() -> Model {
+        let text =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/config/scoring.json")).unwrap();
+        Model::parse(&text).unwrap()
+    }
+
+    fn ev(id: &str, name: &str, at: i64, props: serde_json::Value) -> IngestMessage {
+        IngestMessage::Event(Event {
+            id: id.into(),
+            workspace: DEFAULT_WORKSPACE.into(),
+            site: Some("demo".into()),
+            subject: Subject::Visitor("v_scored_01".into()),
+            session_id: None,
+            name: name.into(),
+            properties: props.as_object().cloned().unwrap_or_default(),
+            claims: Default::default(),
+            occurred_at: Millis(at),
+            received_at: Millis(at),
+        })
+    }
+
+    fn run(db: &Sqlite, m: &Model, batch: &[IngestMessage]) {
+        block_on(db.batch(&ingest::batch_statements(batch, Some(m)))).unwrap();
+    }
+
+    fn score(db: &Sqlite) -> (i64, String) {
+        db.connection()
+            .query_row("SELECT score, lead_status FROM contacts", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap()
+    }
+
+    fn internal(db: &Sqlite, name: &str) -> i64 {
+        db.connection()
+            .query_row("SELECT count(*) FROM events WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn the_acceptance_scenario_scores_promotes_and_decays() {
+        let db = Sqlite::open_with_project_schema().unwrap();
+        let m = model();
+        let case = |i: i64| {
+            ev(
+                &format!("case{i}"),
+                "page",
+                T0 + i * 60_000,
+                json!({"url": format!("https://a.example/cases/{i}")}),
+            )
+        };
+        run(&db, &m, &[case(1), case(2), case(3)]);
+        run(
+            &db,
+            &m,
+            &[ev(
+                "wp",
+                "whitepaper_downloaded",
+                T0 + 4 * 60_000,
+                json!({}),
+            )],
+        );
+        assert_eq!(score(&db), (11, "anonymous".into()));
+        let webinar = [ev("web1", "webinar_attended", T0 + 5 * 60_000, json!({}))];
+        run(&db, &m, &webinar);
+        run(&db, &m, &webinar); // redelivery awards nothing
+        assert_eq!(score(&db), (21, "mql".into()));
+        assert_eq!(internal(&db, "lead.mql"), 1);
+
+        run(
+            &db,
+            &m,
+            &[ev(
+                "form",
+                "identify",
+                T0 + 6 * 60_000,
+                json!({"job_title": "总监", "company_size": "800"}),
+            )],
+        );
+        assert_eq!(score(&db).0, 29);
+        run(
+            &db,
+            &m,
+            &[
+                ev(
+                    "open",
+                    "email_opened",
+                    T0 + 7 * 60_000,
+                    json!({"machine": false}),
+                ),
+                ev(
+                    "proxy",
+                    "email_opened",
+                    T0 + 7 * 60_000,
+                    json!({"machine": true}),
+                ),
+                ev(
+                    "click",
+                    "email_clicked",
+                    T0 + 8 * 60_000,
+                    json!({"machine": false}),
+                ),
+                ev("cs", "service_consulted", T0 + 9 * 60_000, json!({})),
+            ],
+        );
+        assert_eq!(score(&db).0, 35);
+        run(
+            &db,
+            &m,
+            &[ev("web2", "webinar_attended", T0 + 10 * 60_000, json!({}))],
+        );
+        assert_eq!(score(&db), (45, "sql".into()));
+        assert_eq!(
+            (internal(&db, "lead.mql"), internal(&db, "lead.sql")),
+            (1, 1)
+        );
+        assert_eq!(
+            internal(&db, "lead.sales_ready"),
+            0,
+            "no industry report yet"
+        );
+
+        run(
+            &db,
+            &m,
+            &[ev(
+                "report",
+                "report_downloaded",
+                T0 + 11 * 60_000,
+                json!({}),
+            )],
+        );
+        assert_eq!(internal(&db, "lead.sales_ready"), 1);
+        run(
+            &db,
+            &m,
+            &[ev(
+                "report2",
+                "report_downloaded",
+                T0 + 12 * 60_000,
+                json!({}),
+            )],
+        );
+        assert_eq!(internal(&db, "lead.sales_ready"), 1, "once");
+        assert_eq!(score(&db).0, 45, "reports earn no points");
+
+        // Thirty idle days later the cron decays behaviour and engagement points by half.
+        let later = Millis(T0 + 12 * 60_000 + 30 * DAY);
+        let n = block_on(crate::store::scoring::decay_pass(
+            &db,
+            &m,
+            DEFAULT_WORKSPACE,
+            later,
+            100,
+        ))
+        .unwrap();
+        assert_eq!(n, 1);
+        // behaviour 6 + 5 + 20 = 31, engagement 6: 37 decaying → -18; attributes 8 stay.
+        assert_eq!(score(&db), (27, "sql".into()), "decay never demotes");
+        let again = block_on(crate::store::scoring::decay_pass(
+            &db,
+            &m,
+            DEFAULT_WORKSPACE,
+            later.plus(DAY),
+            100,
+        ))
+        .unwrap();
+        assert_eq!(again, 0, "one decay per idle period");
+
+        let c = contact_of_scored(&db);
+        let view = block_on(crate::store::scoring::ledger(&db, DEFAULT_WORKSPACE, &c)).unwrap();
+        assert_eq!(view.score, 27, "the ledger explains every point");
+        assert_eq!(view.by_dimension["attribute"], 8);
+        assert_eq!(view.by_dimension["decay"], -18);
+        assert!(view.ledger.iter().all(|l| l.model_version == 1));
+    }
+
+    #[test]
+    fn page_views_score_at_most_five_times_a_day() {
+        let db = Sqlite::open_with_project_schema().unwrap();
+        let m = model();
+        let pages: Vec<_> = (0..8)
+            .map(|i| {
+                ev(
+                    &format!("p{i}"),
+                    "page",
+                    T0 + i * 1000,
+                    json!({"url": "https://a.example/"}),
+                )
+            })
+            .collect();
+        run(&db, &m, &pages[..4]);
+        run(&db, &m, &pages[4..]);
+        assert_eq!(score(&db).0, 10);
+        run(
+            &db,
+            &m,
+            &[ev(
+                "next_day",
+                "page",
+                T0 + DAY,
+                json!({"url": "https://a.example/"}),
+            )],
+        );
+        assert_eq!(score(&db).0, 12);
+    }
+
+    fn contact_of_scored(db: &Sqlite) -> String {
+        db.connection()
+            .query_row("SELECT id FROM contacts", [], |r| r.get(0))
+            .unwrap()
     }
 }

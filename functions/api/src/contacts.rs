@@ -17,7 +17,8 @@ pub async fn route(ctx: &ApiContext, segs: &[&str]) -> Result<Response> {
         [] if get => http::respond(search(ctx).await),
         [id] if get => http::respond(show(ctx, id).await),
         [id, "timeline"] if get => http::respond(timeline(ctx, id).await),
-        [] | [_] | [_, "timeline"] => http::method_not_allowed(&[Method::Get]),
+        [id, "score"] if get => http::respond(score(ctx, id).await),
+        [] | [_] | [_, "timeline" | "score"] => http::method_not_allowed(&[Method::Get]),
         _ => http::not_found(),
     }
 }
@@ -54,6 +55,19 @@ async fn show(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response
         .await?
         .ok_or_else(|| Error::NotFound(format!("contact {id}")))?;
     Ok(http::json(200, &contact))
+}
+
+/// `GET /v1/contacts/{id}/score`: the score, by dimension, and the ledger that explains it.
+async fn score(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response>, Error> {
+    checked_id(id)?;
+    if contacts::get(&ctx.db, DEFAULT_WORKSPACE, id)
+        .await?
+        .is_none()
+    {
+        return Err(Error::NotFound(format!("contact {id}")));
+    }
+    let view = kindling::store::scoring::ledger(&ctx.db, DEFAULT_WORKSPACE, id).await?;
+    Ok(http::json(200, &view))
 }
 
 /// `GET /v1/contacts/{id}/timeline?limit=&before=<epoch ms>`: newest first.

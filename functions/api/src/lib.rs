@@ -2,6 +2,7 @@
 
 mod contacts;
 mod ingest;
+mod scoring;
 mod sites;
 mod system;
 
@@ -46,6 +47,7 @@ async fn route(ctx: &ApiContext, segs: &[&str]) -> Result<Response> {
     match segs {
         ["contacts", rest @ ..] => contacts::route(ctx, rest).await,
         ["sites", rest @ ..] => sites::route(ctx, rest).await,
+        ["scoring", rest @ ..] => scoring::route(ctx, rest).await,
         ["system", "status"] => system::status(ctx).await,
         ["track"] => ingest::route(ctx, Endpoint::Track).await,
         ["identify"] => ingest::route(ctx, Endpoint::Identify).await,

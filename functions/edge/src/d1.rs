@@ -24,7 +24,10 @@ fn to_js(v: &Value) -> JsValue {
 impl D1 {
     fn prepare(&self, stmt: &Statement) -> Result<D1PreparedStatement, Error> {
         let params: Vec<JsValue> = stmt.params.iter().map(to_js).collect();
-        self.0.prepare(stmt.sql).bind(&params).map_err(store_err)
+        self.0
+            .prepare(stmt.sql.as_ref())
+            .bind(&params)
+            .map_err(store_err)
     }
 }
 

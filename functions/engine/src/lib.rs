@@ -1,8 +1,10 @@
 //! engine: consumes the `events` queue in batches and writes them to D1 in one round trip per
 //! batch; runs the cron with the scheduled time as "now".
 
-use kindling::event::IngestMessage;
-use kindling::store::{ingest, ops, Db};
+mod model;
+
+use kindling::event::{IngestMessage, DEFAULT_WORKSPACE};
+use kindling::store::{ingest, ops, scoring, Db};
 use kindling::Millis;
 use kindling_edge::d1::D1;
 use kindling_edge::http;
@@ -33,7 +35,8 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
         }
     }
     let db = D1(env.d1("DB")?);
-    let statements = ingest::batch_statements(&messages);
+    let model = model::active(&env).await;
+    let statements = ingest::batch_statements(&messages, model.as_ref());
     // Any failure fails the whole batch, so the queue redelivers it; the inserts are idempotent.
     db.batch(&statements)
         .await
@@ -54,14 +57,30 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     }
 }
 
-/// One cron tick. Later issues hang their jobs (journeys, life cycle, decay) here.
+/// Contacts decayed per D1 round trip.
+const DECAY_PAGE: u32 = 200;
+/// Pages per tick, so one tick stays far from its CPU limit; the next tick goes on.
+const DECAY_PAGES_PER_TICK: usize = 50;
+
+/// One cron tick. Each job pages through due work and stops before the CPU limit; whatever is
+/// left is picked up by the next tick.
 async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kindling::Error> {
     let db = D1(env
         .d1("DB")
         .map_err(|e| kindling::Error::Store(e.to_string()))?);
     let first = ops::record_cron_run(&db, cron, now).await?;
+    let mut decayed = 0;
+    if let Some(model) = model::active(env).await {
+        for _ in 0..DECAY_PAGES_PER_TICK {
+            let n = scoring::decay_pass(&db, &model, DEFAULT_WORKSPACE, now, DECAY_PAGE).await?;
+            decayed += n;
+            if n < DECAY_PAGE as usize || worker::signal::is_near_cpu_limit() {
+                break;
+            }
+        }
+    }
     console_log!(
-        "cron {cron} at {} (first run for this time: {first})",
+        "cron {cron} at {} (first run for this time: {first}); decayed {decayed} contacts",
         now.rfc3339()
     );
     Ok(())

@@ -1,0 +1,387 @@
+//! Scoring in SQL: awarding points to the ledger inside engine's ingest batch (so scoring costs
+//! no extra round trip), refreshing scores, promoting lead status at the thresholds, the
+//! "sales ready" composite, decay, and reading the ledger back.
+//!
+//! Every statement resolves its contact the way the event insert did (token contact, or the
+//! subject's identity), and every write is keyed so a redelivered batch awards nothing twice.
+
+use super::{Db, RowExt, Statement, Value};
+use crate::error::Error;
+use crate::event::{Event, Subject};
+use crate::scoring::model::{Model, Repeat};
+use crate::scoring::rules::{all_hold, attribute_awards, event_awards};
+use crate::time::Millis;
+use serde::Serialize;
+
+/// Scoring days are counted in the workspace's time zone, China Standard Time by default.
+pub const DAY_OFFSET_MS: i64 = 8 * Millis::HOUR;
+
+/// The calendar day (UTC+8) an instant falls on, for "at most N per day" rules.
+pub fn scoring_day(at: Millis) -> String {
+    at.plus(DAY_OFFSET_MS).utc_day()
+}
+
+// ?1 workspace, ?2 subject kind, ?3 subject value, ?4 explicit contact (tokens) or NULL.
+const CONTACT: &str =
+    "COALESCE(?4, (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3))";
+
+fn award_sql() -> String {
+    format!(
+        "INSERT OR IGNORE INTO points \
+         (workspace, contact_id, rule_id, award_key, event_id, model_version, dimension, delta, day, awarded_at) \
+         SELECT ?1, c.id, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 FROM (SELECT {CONTACT} AS id) c \
+         WHERE c.id IS NOT NULL AND (?13 IS NULL OR (SELECT count(*) FROM points p \
+           WHERE p.workspace = ?1 AND p.contact_id = c.id AND p.rule_id = ?5 AND p.day = ?11) < ?13)"
+    )
+}
+
+fn signal_sql() -> String {
+    format!(
+        "INSERT OR IGNORE INTO signals (workspace, contact_id, signal, event_id, at) \
+         SELECT ?1, c.id, ?5, ?6, ?7 FROM (SELECT {CONTACT} AS id) c WHERE c.id IS NOT NULL"
+    )
+}
+
+fn refresh_sql() -> String {
+    format!(
+        "UPDATE contacts SET score = (SELECT COALESCE(sum(delta), 0) FROM points p \
+           WHERE p.workspace = contacts.workspace AND p.contact_id = contacts.id) \
+         WHERE id = {CONTACT}"
+    )
+}
+
+/// Lead-status ranks: promotions only move up, so each threshold triggers once per contact.
+const RANK: &str =
+    "CASE lead_status WHEN 'anonymous' THEN 0 WHEN 'known' THEN 1 WHEN 'mql' THEN 2 \
+    WHEN 'sql' THEN 3 WHEN 'opportunity' THEN 4 WHEN 'customer' THEN 5 ELSE 99 END";
+
+/// The statements that promote a contact to `status` (rank `rank`) when its score reaches
+/// `threshold`: the internal event, the history row, the status.
+fn promote(
+    threshold: i64,
+    status: &'static str,
+    rank: i64,
+    at: Millis,
+    subject: &[Value],
+) -> Vec<Statement> {
+    let cond = format!("id = {CONTACT} AND score >= ?5 AND ({RANK}) < ?6");
+    let mut p = subject.to_vec();
+    p.extend([threshold.into(), rank.into(), at.into(), status.into()]);
+    vec![
+        Statement::new(
+            format!(
+                "INSERT OR IGNORE INTO events (workspace, id, contact_id, name, properties, occurred_at, received_at) \
+                 SELECT workspace, 'lead.' || ?8 || ':' || id, id, 'lead.' || ?8, \
+                   json_object('score', score, 'threshold', ?5, 'from', lead_status), ?7, ?7 \
+                 FROM contacts WHERE {cond}"
+            ),
+            p.clone(),
+        ),
+        Statement::new(
+            format!(
+                "INSERT OR IGNORE INTO lead_transitions (workspace, contact_id, to_status, from_status, cause, score, at) \
+                 SELECT workspace, id, ?8, lead_status, 'score', score, ?7 FROM contacts WHERE {cond}"
+            ),
+            p.clone(),
+        ),
+        Statement::new(
+            format!("UPDATE contacts SET lead_status = ?8, updated_at = ?7 WHERE {cond}"),
+            p,
+        ),
+    ]
+}
+
+fn subject_values(e: &Event) -> Vec<Value> {
+    let (kind, value, contact) = match &e.subject {
+        Subject::Contact(c) => ("", "", Value::Text(c.clone())),
+        s => (
+            s.identity_kind().unwrap_or_default(),
+            s.value(),
+            Value::Null,
+        ),
+    };
+    vec![
+        e.workspace.as_str().into(),
+        kind.into(),
+        value.into(),
+        contact,
+    ]
+}
+
+/// Everything scoring writes for a batch of accepted events (after they were inserted).
+pub fn statements(model: &Model, events: &[&Event]) -> Vec<Statement> {
+    let mut out = Vec::new();
+    let award = award_sql();
+    let signal = signal_sql();
+    let version = i64::from(model.version);
+    for e in events {
+        let subject = subject_values(e);
+        let day = scoring_day(e.occurred_at);
+        let mut awards = event_awards(model, &e.name, &e.properties);
+        if e.name == "identify" {
+            awards.extend(attribute_awards(model, &e.properties));
+        }
+        for a in &awards {
+            let (key, max) = match a.rule.repeat {
+                Repeat::Once => ("once".to_string(), Value::Null),
+                Repeat::Unlimited => (e.id.clone(), Value::Null),
+                Repeat::MaxPerDay(n) => (e.id.clone(), i64::from(n).into()),
+            };
+            let mut p = subject.clone();
+            p.extend([
+                a.rule.id.as_str().into(),
+                key.into(),
+                e.id.as_str().into(),
+                version.into(),
+                a.rule.dimension.as_str().into(),
+                a.rule.points.into(),
+                day.as_str().into(),
+                e.occurred_at.into(),
+                max,
+            ]);
+            out.push(Statement::new(award.clone(), p));
+        }
+        if let Some(sr) = &model.sales_ready {
+            for (i, req) in sr.all.iter().enumerate() {
+                if req.event == e.name && all_hold(&req.conditions, &e.properties) {
+                    let mut p = subject.clone();
+                    p.extend([
+                        format!("sales_ready.{i}").into(),
+                        e.id.as_str().into(),
+                        e.occurred_at.into(),
+                    ]);
+                    out.push(Statement::new(signal.clone(), p));
+                }
+            }
+        }
+    }
+    // Per contact touched: refresh the score, then promote and check the composite.
+    let mut seen = std::collections::BTreeSet::new();
+    for e in events {
+        let subject = subject_values(e);
+        if !seen.insert(format!("{:?}", subject)) {
+            continue;
+        }
+        let at = events
+            .iter()
+            .filter(|x| x.subject == e.subject)
+            .map(|x| x.occurred_at)
+            .max()
+            .unwrap_or(e.occurred_at);
+        out.push(Statement::new(refresh_sql(), subject.clone()));
+        out.extend(promote(model.thresholds.mql, "mql", 2, at, &subject));
+        out.extend(promote(model.thresholds.sql, "sql", 3, at, &subject));
+        if let Some(sr) = &model.sales_ready {
+            out.extend(sales_ready(sr, at, &subject));
+        }
+    }
+    out
+}
+
+/// "Sales ready": every requirement met within the window, in any order; recorded once, as the
+/// internal event `lead.sales_ready`.
+fn sales_ready(
+    sr: &crate::scoring::model::SalesReady,
+    at: Millis,
+    subject: &[Value],
+) -> Vec<Statement> {
+    let counts: Vec<String> = sr
+        .all
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            format!(
+                "(SELECT count(*) FROM signals s WHERE s.workspace = contacts.workspace AND s.contact_id = contacts.id \
+                 AND s.signal = 'sales_ready.{i}' AND s.at >= ?5) >= {}",
+                r.count
+            )
+        })
+        .collect();
+    let cond = format!(
+        "id = {CONTACT} AND sales_ready_at IS NULL AND {}",
+        counts.join(" AND ")
+    );
+    let mut p = subject.to_vec();
+    p.extend([
+        at.plus(-(i64::from(sr.window_days) * Millis::DAY)).into(),
+        at.into(),
+    ]);
+    vec![
+        Statement::new(
+            format!(
+                "INSERT OR IGNORE INTO events (workspace, id, contact_id, name, properties, occurred_at, received_at) \
+                 SELECT workspace, 'lead.sales_ready:' || id, id, 'lead.sales_ready', json_object('score', score), ?6, ?6 \
+                 FROM contacts WHERE {cond}"
+            ),
+            p.clone(),
+        ),
+        Statement::new(format!("UPDATE contacts SET sales_ready_at = ?6 WHERE {cond}"), p),
+    ]
+}
+
+const DECAY_CANDIDATES: &str = "SELECT id, last_seen_at, decay_level FROM contacts \
+    WHERE workspace = ?1 AND last_seen_at <= ?2 AND merged_into IS NULL \
+      AND CAST((?3 - last_seen_at) / ?4 AS INTEGER) > decay_level \
+    ORDER BY last_seen_at LIMIT ?5";
+
+const DECAY: &str = "INSERT OR IGNORE INTO points \
+    (workspace, contact_id, rule_id, award_key, event_id, model_version, dimension, delta, day, awarded_at) \
+    SELECT ?1, ?2, 'decay', ?3, NULL, ?4, 'decay', \
+      -CAST(COALESCE((SELECT sum(delta) FROM points p WHERE p.workspace = ?1 AND p.contact_id = ?2 \
+        AND (instr(?5, ',' || p.dimension || ',') > 0 OR p.dimension = 'decay')), 0) * ?6 AS INTEGER), \
+      ?7, ?8";
+
+const DECAY_DONE: &str = "UPDATE contacts SET decay_level = ?3, \
+    score = (SELECT COALESCE(sum(delta), 0) FROM points p WHERE p.workspace = ?1 AND p.contact_id = ?2) \
+    WHERE workspace = ?1 AND id = ?2";
+
+/// One bounded pass of decay: contacts whose last activity is at least one period old and who
+/// have not been decayed for that period lose `1 - factor` of their decaying points (never the
+/// attribute points). Returns how many contacts were decayed; the cron calls it until it
+/// returns less than `limit` or the tick's budget is spent.
+pub async fn decay_pass(
+    db: &impl Db,
+    model: &Model,
+    workspace: &str,
+    now: Millis,
+    limit: u32,
+) -> Result<usize, Error> {
+    let Some(d) = &model.decay else { return Ok(0) };
+    let period = i64::from(d.after_days) * Millis::DAY;
+    let rows = db
+        .query(&Statement::new(
+            DECAY_CANDIDATES,
+            vec![
+                workspace.into(),
+                now.plus(-period).into(),
+                now.into(),
+                period.into(),
+                i64::from(limit).into(),
+            ],
+        ))
+        .await?;
+    // ",behaviour,engagement," — matched with instr(), which D1 and SQLite both have.
+    let dims: String = d
+        .dimensions
+        .iter()
+        .map(|d| format!(",{}", d.as_str()))
+        .collect::<String>()
+        + ",";
+    let mut stmts = Vec::new();
+    for r in &rows {
+        let (Some(id), Some(last)) = (r.text("id"), r.int("last_seen_at")) else {
+            continue;
+        };
+        let level = (now.0 - last) / period;
+        let params = vec![
+            workspace.into(),
+            id.as_str().into(),
+            format!("decay:{last}:{level}").into(),
+            i64::from(model.version).into(),
+            dims.as_str().into(),
+            Value::Real(1.0 - d.factor),
+            scoring_day(now).into(),
+            now.into(),
+        ];
+        stmts.push(Statement::new(DECAY, params));
+        stmts.push(Statement::new(
+            DECAY_DONE,
+            vec![workspace.into(), id.into(), level.into()],
+        ));
+    }
+    db.batch(&stmts).await?;
+    Ok(rows.len())
+}
+
+/// One ledger line, as `GET /v1/contacts/{id}/score` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LedgerEntry {
+    pub rule: String,
+    pub dimension: String,
+    pub delta: i64,
+    pub event_id: Option<String>,
+    pub model_version: i64,
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreView {
+    pub contact_id: String,
+    pub score: i64,
+    pub by_dimension: serde_json::Map<String, serde_json::Value>,
+    pub ledger: Vec<LedgerEntry>,
+}
+
+const LEDGER: &str =
+    "SELECT rule_id, dimension, delta, event_id, model_version, awarded_at FROM points \
+    WHERE workspace = ?1 AND contact_id = ?2 ORDER BY awarded_at, rule_id LIMIT 1000";
+
+pub async fn ledger(db: &impl Db, workspace: &str, contact_id: &str) -> Result<ScoreView, Error> {
+    let rows = db
+        .query(&Statement::new(
+            LEDGER,
+            vec![workspace.into(), contact_id.into()],
+        ))
+        .await?;
+    let ledger: Vec<LedgerEntry> = rows
+        .iter()
+        .map(|r| LedgerEntry {
+            rule: r.text("rule_id").unwrap_or_default(),
+            dimension: r.text("dimension").unwrap_or_default(),
+            delta: r.int("delta").unwrap_or(0),
+            event_id: r.text("event_id"),
+            model_version: r.int("model_version").unwrap_or(0),
+            at: Millis(r.int("awarded_at").unwrap_or(0)).rfc3339(),
+        })
+        .collect();
+    let mut by_dimension = serde_json::Map::new();
+    for l in &ledger {
+        let v = by_dimension.entry(l.dimension.clone()).or_insert(0.into());
+        *v = (v.as_i64().unwrap_or(0) + l.delta).into();
+    }
+    Ok(ScoreView {
+        contact_id: contact_id.to_string(),
+        score: ledger.iter().map(|l| l.delta).sum(),
+        by_dimension,
+        ledger,
+    })
+}
+
+const SAVE_MODEL: &str = "INSERT INTO scoring_models (workspace, version, document, created_at) \
+    VALUES (?1, (SELECT COALESCE(max(version), 0) + 1 FROM scoring_models WHERE workspace = ?1), ?2, ?3)";
+const ACTIVE_MODEL: &str = "SELECT version, document FROM scoring_models WHERE workspace = ?1 \
+    ORDER BY version DESC LIMIT 1";
+
+/// Stores a validated model as the next version and returns it with its version set.
+pub async fn save_model(
+    db: &impl Db,
+    workspace: &str,
+    model: &Model,
+    now: Millis,
+) -> Result<Model, Error> {
+    crate::scoring::validate(model)?;
+    let doc = serde_json::to_string(model).map_err(|e| Error::Store(e.to_string()))?;
+    db.execute(&Statement::new(
+        SAVE_MODEL,
+        vec![workspace.into(), doc.into(), now.into()],
+    ))
+    .await?;
+    active_model(db, workspace)
+        .await?
+        .ok_or_else(|| Error::Store("the model just saved is missing".into()))
+}
+
+pub async fn active_model(db: &impl Db, workspace: &str) -> Result<Option<Model>, Error> {
+    let rows = db
+        .query(&Statement::new(ACTIVE_MODEL, vec![workspace.into()]))
+        .await?;
+    let Some(r) = rows.first() else {
+        return Ok(None);
+    };
+    let mut m: Model = r
+        .text("document")
+        .and_then(|d| serde_json::from_str(&d).ok())
+        .ok_or_else(|| Error::Store("stored scoring model does not parse".into()))?;
+    m.version = r.int("version").unwrap_or(0) as u32;
+    Ok(Some(m))
+}

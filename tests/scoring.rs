@@ -1,0 +1,249 @@
+//! Lead scoring on the running stack, through real ingress: the acceptance scenario.
+
+use crate::support::*;
+use crate::tracking::beacon;
+use libtest_mimic::Failed;
+use serde_json::{json, Value};
+
+const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+fn contact(s: &Stack, vid: &str) -> Option<Value> {
+    admin_get(&format!("{}/v1/contacts?vid={vid}", s.api())).json()["contacts"]
+        .get(0)
+        .cloned()
+}
+
+fn score(s: &Stack, id: &str) -> Value {
+    admin_get(&format!("{}/v1/contacts/{id}/score", s.api())).json()
+}
+
+fn count(s: &Stack, id: &str, name: &str) -> usize {
+    let t = admin_get(&format!("{}/v1/contacts/{id}/timeline?limit=500", s.api())).json();
+    t["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["name"] == name)
+        .count()
+}
+
+fn wait_score(s: &Stack, id: &str, want: i64) -> Value {
+    eventually(&format!("score {want}"), || {
+        let v = score(s, id);
+        (v["score"] == want).then_some(v)
+    })
+}
+
+pub fn a_lead_is_scored_promoted_and_decayed_as_specified(s: &Stack) -> Result<(), Failed> {
+    let vid = fresh_visitor("scored");
+    let send = |events: Value| {
+        let a = beacon(
+            s,
+            &json!({"site": "demo", "vid": vid, "events": events}),
+            &[],
+        );
+        assert_eq!(a.status, 202, "{}", String::from_utf8_lossy(&a.body));
+    };
+    let ev = |n: &str, t: &str, extra: Value| {
+        let mut e = json!({"id": format!("{vid}_{n}"), "type": t});
+        if let (Some(o), Some(x)) = (e.as_object_mut(), extra.as_object()) {
+            o.extend(x.clone());
+        }
+        e
+    };
+    send(json!([
+        ev(
+            "c1",
+            "page",
+            json!({"url": "http://127.0.0.1:8080/cases/steel"})
+        ),
+        ev(
+            "c2",
+            "page",
+            json!({"url": "http://127.0.0.1:8080/cases/bank"})
+        ),
+        ev(
+            "c3",
+            "page",
+            json!({"url": "http://127.0.0.1:8080/cases/retail"})
+        ),
+        ev("wp", "track", json!({"name": "whitepaper_downloaded"})),
+        ev("w1", "track", json!({"name": "webinar_attended"})),
+    ]));
+    let c = eventually("the scored contact", || contact(s, &vid));
+    let id = c["id"].as_str().unwrap_or_default().to_string();
+    wait_score(s, &id, 21);
+    let c = eventually("MQL", || {
+        contact(s, &vid).filter(|c| c["lead_status"] == "mql")
+    });
+    assert_eq!(c["score"], 21);
+    assert_eq!(count(s, &id, "lead.mql"), 1);
+
+    // The demo form's fields, as an identify until the forms function captures them.
+    send(json!([ev(
+        "form",
+        "identify",
+        json!({"email": format!("{vid}@example.com"),
+        "traits": {"job_title": "总监", "company_size": "800"}})
+    )]));
+    wait_score(s, &id, 29);
+
+    let key = b"dev-link-key";
+    let open = kindling::link::sign(
+        &kindling::link::LinkClaims {
+            m: "msg_score".into(),
+            c: id.clone(),
+            u: None,
+        },
+        key,
+    );
+    let click = kindling::link::sign(
+        &kindling::link::LinkClaims {
+            m: "msg_score".into(),
+            c: id.clone(),
+            u: Some("https://shop.example/".into()),
+        },
+        key,
+    );
+    assert_eq!(
+        request(
+            "GET",
+            &format!("{}/o/{open}.gif", s.track()),
+            &[("User-Agent", CHROME)],
+            None
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        request(
+            "GET",
+            &format!("{}/c/{click}", s.track()),
+            &[("User-Agent", CHROME)],
+            None
+        )
+        .status,
+        302
+    );
+    send(json!([ev(
+        "cs",
+        "track",
+        json!({"name": "service_consulted"})
+    )]));
+    wait_score(s, &id, 35);
+
+    send(json!([ev(
+        "w2",
+        "track",
+        json!({"name": "webinar_attended"})
+    )]));
+    wait_score(s, &id, 45);
+    eventually("SQL", || {
+        contact(s, &vid).filter(|c| c["lead_status"] == "sql")
+    });
+    assert_eq!(
+        (count(s, &id, "lead.mql"), count(s, &id, "lead.sql")),
+        (1, 1)
+    );
+    assert_eq!(
+        count(s, &id, "lead.sales_ready"),
+        0,
+        "no industry report yet"
+    );
+
+    send(json!([ev(
+        "r1",
+        "track",
+        json!({"name": "report_downloaded"})
+    )]));
+    eventually("sales ready", || {
+        (count(s, &id, "lead.sales_ready") == 1).then_some(())
+    });
+    send(json!([ev(
+        "r2",
+        "track",
+        json!({"name": "report_downloaded"})
+    )]));
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(count(s, &id, "lead.sales_ready"), 1, "once");
+    assert_eq!(score(s, &id)["score"], 45);
+
+    // Thirty idle days later, in virtual time through the cron.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let later = now_ms + 31 * kindling::Millis::DAY;
+    let a = get(&format!(
+        "{}/cdn-cgi/handler/scheduled?cron=*/5+*+*+*+*&time={later}",
+        s.engine()
+    ));
+    assert_eq!(a.status, 200);
+    let v = wait_score(s, &id, 27);
+    assert_eq!(
+        v["by_dimension"]["attribute"], 8,
+        "attribute points never decay"
+    );
+    assert_eq!(v["by_dimension"]["decay"], -18);
+    let ledger_sum: i64 = v["ledger"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["delta"].as_i64())
+        .sum();
+    assert_eq!(ledger_sum, 27, "the ledger explains every point");
+    assert_eq!(
+        contact(s, &vid).unwrap_or_default()["lead_status"],
+        "sql",
+        "decay never demotes"
+    );
+    Ok(())
+}
+
+pub fn invalid_models_are_refused_and_the_active_one_stays(s: &Stack) -> Result<(), Failed> {
+    let auth = format!("Bearer {TOKEN}");
+    let put = |body: &[u8]| {
+        request(
+            "PUT",
+            &format!("{}/v1/scoring", s.api()),
+            &[("Authorization", &auth)],
+            Some(body),
+        )
+    };
+    let before = admin_get(&format!("{}/v1/scoring", s.api()));
+    assert_eq!(before.status, 200);
+    let seeded: Value = serde_json::from_slice(&std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/scoring.json"
+    ))?)?;
+    let mut bad_thresholds = seeded.clone();
+    bad_thresholds["thresholds"] = json!({"mql": 40, "sql": 20});
+    let mut negative = seeded.clone();
+    negative["thresholds"] = json!({"mql": -1, "sql": 20});
+    let mut unknown_field = seeded.clone();
+    unknown_field["rules"][0]["evnt"] = json!("page");
+    let mut empty = seeded.clone();
+    empty["rules"] = json!([]);
+    let mut dup = seeded.clone();
+    dup["rules"][1]["id"] = json!("website_visit");
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (bad_thresholds.to_string().into_bytes(), "thresholds.mql"),
+        (negative.to_string().into_bytes(), "thresholds"),
+        (unknown_field.to_string().into_bytes(), "body"),
+        (empty.to_string().into_bytes(), "rules"),
+        (dup.to_string().into_bytes(), "rules[1].id"),
+        (vec![b' '; 1024 * 1024], "body"),
+    ];
+    for (body, field) in cases {
+        let a = put(&body);
+        assert_eq!(a.status, 400, "{field}");
+        assert_eq!(a.json()["field"], field);
+    }
+    let after = admin_get(&format!("{}/v1/scoring", s.api()));
+    assert_eq!(
+        after.json()["version"],
+        before.json()["version"],
+        "the active model stays in force"
+    );
+    Ok(())
+}
