@@ -34,8 +34,9 @@ wrangler d1 migrations apply DB --local --persist-to "$STATE" -c wrangler.toml >
   || { cat "$STATE/migrations.log"; exit 1; }
 
 # One at a time: workerd opens the shared local D1 file at start, and two opening it at the
-# same moment can fail with SQLITE_BUSY.
-for f in $FUNCTIONS; do
+# same moment can fail with SQLITE_BUSY. The queue's consumer (engine) first: producers that
+# start before it registers had their messages held back for a minute or more.
+for f in engine api track forms; do
   port=$((BASE + OFFSET[$f]))
   set -m # each function in its own process group, so stopping it stops workerd too
   (cd "functions/$f" && exec wrangler dev --local --ip 127.0.0.1 --port "$port" \

@@ -8,6 +8,7 @@ pub mod bot;
 pub mod error;
 pub mod event;
 pub mod identity;
+pub mod lifecycle;
 pub mod link;
 pub mod pii;
 pub mod pixel;

@@ -247,3 +247,35 @@ pub fn invalid_models_are_refused_and_the_active_one_stays(s: &Stack) -> Result<
     );
     Ok(())
 }
+
+/// Life-cycle stages through real ingress and the cron in virtual time.
+pub fn a_customer_becomes_new_then_dormant_in_virtual_time(s: &Stack) -> Result<(), Failed> {
+    let vid = fresh_visitor("lifecycle");
+    let body = json!({"site": "demo", "vid": vid, "events": [{"id": format!("{vid}_signup"), "type": "track", "name": "signed_up"}]});
+    assert_eq!(beacon(s, &body, &[]).status, 202);
+    let c = eventually("the customer", || contact(s, &vid));
+    let id = c["id"].as_str().unwrap_or_default().to_string();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let cron = |at: i64| {
+        let a = get(&format!(
+            "{}/cdn-cgi/handler/scheduled?cron=*/5+*+*+*+*&time={at}",
+            s.engine()
+        ));
+        assert_eq!(a.status, 200);
+    };
+    cron(now_ms + 60_000);
+    let c = eventually("stage new", || {
+        contact(s, &vid).filter(|c| c["lifecycle_stage"] == "new")
+    });
+    assert_eq!(c["id"], id.as_str());
+    cron(now_ms + 95 * kindling::Millis::DAY);
+    eventually("stage dormant", || {
+        contact(s, &vid).filter(|c| c["lifecycle_stage"] == "dormant")
+    });
+    assert_eq!(count(s, &id, "lifecycle.new"), 1);
+    assert_eq!(count(s, &id, "lifecycle.dormant"), 1);
+    Ok(())
+}

@@ -63,6 +63,7 @@ fn trials(stack: Option<Arc<Stack>>) -> Vec<Trial> {
         tracking::hostile_traffic_interleaved_with_valid_events_loses_nothing,
         scoring::a_lead_is_scored_promoted_and_decayed_as_specified,
         scoring::invalid_models_are_refused_and_the_active_one_stays,
+        scoring::a_customer_becomes_new_then_dormant_in_virtual_time,
         // Last: searches everything the tests above stored for plaintext PII.
         tracking::no_plaintext_pii_in_local_storage_or_logs,
     ];
@@ -101,6 +102,12 @@ fn drops(stack: &Stack, reason: &str) -> i64 {
         .sum()
 }
 
+/// A GET as a person's browser sends it: tools' default user agents count as bots.
+fn browser_get(url: &str) -> Answer {
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+    request("GET", url, &[("User-Agent", chrome)], None)
+}
+
 fn assert_gif(a: &Answer) {
     assert_eq!(a.status, 200);
     assert_eq!(a.content_type, "image/gif");
@@ -115,7 +122,7 @@ fn assert_gif(a: &Answer) {
 fn pixel_page_view_reaches_the_contact_timeline(s: &Stack) -> Result<(), Failed> {
     let vid = fresh_visitor("timeline");
     let url = "https%3A%2F%2Fshop.example%2Fcases%2Fsteel%3Fq%3D1";
-    assert_gif(&get(&format!(
+    assert_gif(&browser_get(&format!(
         "{}/p.gif?site=demo&vid={vid}&url={url}",
         s.track()
     )));
@@ -146,7 +153,7 @@ fn pixel_answers_a_gif_even_for_malformed_parameters(s: &Stack) -> Result<(), Fa
         "site=demo&vid=<script>",
         "vid=v_12345678&site=%00",
     ] {
-        assert_gif(&get(&format!("{}/p.gif?{q}", s.track())));
+        assert_gif(&browser_get(&format!("{}/p.gif?{q}", s.track())));
     }
     // "vid=%FF%FE" and "vid=<script>" are both invalid visitors; the others have other reasons.
     eventually("the drops to be counted", || {
@@ -158,7 +165,7 @@ fn pixel_answers_a_gif_even_for_malformed_parameters(s: &Stack) -> Result<(), Fa
 fn pixel_from_an_unknown_site_is_dropped_and_counted(s: &Stack) -> Result<(), Failed> {
     let before = drops(s, "unknown_site");
     let vid = fresh_visitor("unknown");
-    assert_gif(&get(&format!(
+    assert_gif(&browser_get(&format!(
         "{}/p.gif?site=not-registered&vid={vid}",
         s.track()
     )));

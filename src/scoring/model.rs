@@ -138,6 +138,18 @@ impl Model {
     }
 }
 
+/// The nurture tier a score falls in (REQUIREMENTS.md §2.1 step 3): below MQL basic awareness,
+/// from MQL interest deepening, from SQL conversion.
+pub fn tier(score: i64, t: &Thresholds) -> &'static str {
+    if score >= t.sql {
+        "conversion"
+    } else if score >= t.mql {
+        "interest_deepening"
+    } else {
+        "basic_awareness"
+    }
+}
+
 /// Checks a model; errors name the offending field (`rules[3].points`, `thresholds.mql`, …).
 pub fn validate(m: &Model) -> Result<(), Error> {
     if m.thresholds.mql <= 0 || m.thresholds.sql <= 0 {
@@ -285,6 +297,27 @@ mod tests {
         Model::parse(doc.to_string().as_bytes())
             .err()
             .and_then(|e| e.body().field)
+    }
+
+    #[test]
+    fn tiers_follow_the_thresholds() {
+        let t = Thresholds { mql: 20, sql: 40 };
+        assert_eq!(
+            [
+                tier(0, &t),
+                tier(19, &t),
+                tier(20, &t),
+                tier(39, &t),
+                tier(40, &t)
+            ],
+            [
+                "basic_awareness",
+                "basic_awareness",
+                "interest_deepening",
+                "interest_deepening",
+                "conversion"
+            ]
+        );
     }
 
     #[test]

@@ -247,6 +247,22 @@ pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Ve
             }
         }
     }
+    for e in events
+        .iter()
+        .filter(|e| super::lifecycle::STAGE_EVENTS.contains(&e.name.as_str()))
+    {
+        let (kind, value, contact) = match &e.subject {
+            Subject::Contact(c) => ("", "", Value::Text(c.clone())),
+            s => (
+                s.identity_kind().unwrap_or_default(),
+                s.value(),
+                Value::Null,
+            ),
+        };
+        let mut p = subject_params(&e.workspace, kind, value);
+        p.extend([contact, e.occurred_at.into()]);
+        out.push(Statement::new(super::lifecycle::MARK_DUE, p));
+    }
     if let Some(model) = model {
         out.extend(super::scoring::statements(model, &events));
     }

@@ -4,6 +4,7 @@
 
 pub mod contacts;
 pub mod ingest;
+pub mod lifecycle;
 pub mod ops;
 pub mod scoring;
 pub mod sites;

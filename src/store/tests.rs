@@ -662,3 +662,101 @@ mod scoring_flow {
             .unwrap()
     }
 }
+
+mod lifecycle_flow {
+    use super::*;
+    use crate::store::lifecycle::stage_pass;
+    use serde_json::json;
+
+    const DAY: i64 = Millis::DAY;
+    const T0: i64 = 1_781_740_800_000;
+
+    fn ev(id: &str, name: &str, at: i64) -> IngestMessage {
+        IngestMessage::Event(Event {
+            id: id.into(),
+            workspace: DEFAULT_WORKSPACE.into(),
+            site: None,
+            subject: Subject::Visitor("v_customer_1".into()),
+            session_id: None,
+            name: name.into(),
+            properties: json!({}).as_object().cloned().unwrap_or_default(),
+            claims: Default::default(),
+            occurred_at: Millis(at),
+            received_at: Millis(at),
+        })
+    }
+
+    fn stage_and_events(db: &Sqlite) -> (Option<String>, Vec<String>) {
+        let st: Option<String> = db
+            .connection()
+            .query_row("SELECT lifecycle_stage FROM contacts", [], |r| r.get(0))
+            .unwrap();
+        let conn = db.connection();
+        let mut s = conn
+            .prepare("SELECT name FROM events WHERE name LIKE 'lifecycle.%' ORDER BY occurred_at")
+            .unwrap();
+        let names = s
+            .query_map([], |r| r.get::<_, String>(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        (st, names)
+    }
+
+    fn tick(db: &Sqlite, at: i64) -> usize {
+        block_on(stage_pass(db, DEFAULT_WORKSPACE, Millis(at), 100)).unwrap()
+    }
+
+    #[test]
+    fn a_customer_moves_through_the_stages_in_virtual_time() {
+        let db = Sqlite::open_with_project_schema().unwrap();
+        ingest(&db, &[ev("s", "signed_up", T0)]);
+        assert_eq!(tick(&db, T0 + 60_000), 1);
+        assert_eq!(
+            stage_and_events(&db),
+            (Some("new".into()), vec!["lifecycle.new".into()])
+        );
+        assert_eq!(
+            tick(&db, T0 + DAY),
+            0,
+            "nothing due until time can change the stage"
+        );
+
+        ingest(
+            &db,
+            &[
+                ev("l1", "login", T0 + 2 * DAY),
+                ev("l2", "login", T0 + 3 * DAY),
+                ev("l3", "login", T0 + 4 * DAY),
+                ev("o1", "order_completed", T0 + 4 * DAY),
+            ],
+        );
+        tick(&db, T0 + 5 * DAY);
+        assert_eq!(stage_and_events(&db).0.as_deref(), Some("active"));
+
+        // Idle from day 4: churn risk at day 34, dormant at day 94, each announced once even
+        // when two cron runs overlap on the same instant.
+        tick(&db, T0 + 34 * DAY);
+        tick(&db, T0 + 34 * DAY);
+        assert_eq!(stage_and_events(&db).0.as_deref(), Some("churn_risk"));
+        tick(&db, T0 + 94 * DAY);
+        let (stage, events) = stage_and_events(&db);
+        assert_eq!(stage.as_deref(), Some("dormant"));
+        assert_eq!(
+            events,
+            [
+                "lifecycle.new",
+                "lifecycle.active",
+                "lifecycle.churn_risk",
+                "lifecycle.dormant"
+            ]
+        );
+        let transitions: i64 = db
+            .connection()
+            .query_row("SELECT count(*) FROM lifecycle_transitions", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(transitions, 4);
+    }
+}

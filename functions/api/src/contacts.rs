@@ -54,7 +54,11 @@ async fn show(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response
     let contact = contacts::get(&ctx.db, DEFAULT_WORKSPACE, id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("contact {id}")))?;
-    Ok(http::json(200, &contact))
+    let mut body = serde_json::to_value(&contact).map_err(|e| Error::Store(e.to_string()))?;
+    if let Some(model) = kindling::store::scoring::active_model(&ctx.db, DEFAULT_WORKSPACE).await? {
+        body["tier"] = kindling::scoring::model::tier(contact.score, &model.thresholds).into();
+    }
+    Ok(http::json(200, &body))
 }
 
 /// `GET /v1/contacts/{id}/score`: the score, by dimension, and the ledger that explains it.

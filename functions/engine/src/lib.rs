@@ -4,7 +4,7 @@
 mod model;
 
 use kindling::event::{IngestMessage, DEFAULT_WORKSPACE};
-use kindling::store::{ingest, ops, scoring, Db};
+use kindling::store::{ingest, lifecycle, ops, scoring, Db};
 use kindling::Millis;
 use kindling_edge::d1::D1;
 use kindling_edge::http;
@@ -61,6 +61,9 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 const DECAY_PAGE: u32 = 200;
 /// Pages per tick, so one tick stays far from its CPU limit; the next tick goes on.
 const DECAY_PAGES_PER_TICK: usize = 50;
+/// Contacts whose life-cycle stage is due, per D1 round trip, and pages per tick.
+const STAGE_PAGE: u32 = 100;
+const STAGE_PAGES_PER_TICK: usize = 50;
 
 /// One cron tick. Each job pages through due work and stops before the CPU limit; whatever is
 /// left is picked up by the next tick.
@@ -79,8 +82,16 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
             }
         }
     }
+    let mut staged = 0;
+    for _ in 0..STAGE_PAGES_PER_TICK {
+        let n = lifecycle::stage_pass(&db, DEFAULT_WORKSPACE, now, STAGE_PAGE).await?;
+        staged += n;
+        if n < STAGE_PAGE as usize || worker::signal::is_near_cpu_limit() {
+            break;
+        }
+    }
     console_log!(
-        "cron {cron} at {} (first run for this time: {first}); decayed {decayed} contacts",
+        "cron {cron} at {} (first run for this time: {first}); decayed {decayed}, staged {staged} contacts",
         now.rfc3339()
     );
     Ok(())
