@@ -17,6 +17,12 @@ PII_KEY="${KINDLING_PII_KEY:-ZGV2LW9ubHktcGlpLWtleS1ub3QtZm9yLXByb2R1Y3Q=}"
 LINK_KEY="${KINDLING_LINK_KEY:-dev-link-key}"
 cd "$ROOT"
 
+# wrangler finds other local workers (queue consumers, service bindings) through a registry
+# keyed by worker name and shared machine-wide by default: a second stack (make dev beside
+# make test, or a benchmark) would receive this one's queue messages. Each stack gets its own.
+export WRANGLER_REGISTRY_PATH="$STATE/registry" CLOUDFLARE_DEV_REGISTRY_PATH="$STATE/registry"
+mkdir -p "$STATE/registry"
+
 declare -A OFFSET=([track]=0 [forms]=1 [engine]=2 [api]=4)
 PIDS=()
 

@@ -14,6 +14,7 @@ use crate::pixel::checked_url;
 use crate::site::is_valid_site_key;
 use crate::time::Millis;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Largest request body accepted (bytes).
@@ -27,13 +28,16 @@ pub const CLOCK_SKEW_MS: i64 = 24 * Millis::HOUR;
 const UTM_KEYS: [&str; 5] = ["source", "medium", "campaign", "term", "content"];
 
 #[derive(Deserialize)]
-struct Body {
+struct Body<'a> {
     site: Option<String>,
     vid: Option<String>,
     sid: Option<String>,
     #[serde(default)]
     consent: bool,
-    events: Option<Vec<Value>>,
+    // Kept raw and parsed one by one: a broken event is refused alone, and nothing is parsed
+    // twice.
+    #[serde(borrow)]
+    events: Option<Vec<&'a RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -135,8 +139,8 @@ pub fn parse(
         sid: sid.as_deref(),
         now,
     };
-    for (index, value) in events.into_iter().enumerate() {
-        match one_event(&ctx, value, keys, nonce) {
+    for (index, raw) in events.into_iter().enumerate() {
+        match one_event(&ctx, raw, keys, nonce) {
             Ok(event) => beacon.messages.push(IngestMessage::Event(event)),
             Err((reason, field, message)) => {
                 beacon.messages.push(IngestMessage::Dropped {
@@ -170,11 +174,11 @@ fn refuse(reason: DropReason, field: &'static str, message: impl Into<String>) -
 
 fn one_event(
     ctx: &Ctx<'_>,
-    value: Value,
+    value: &RawValue,
     keys: Option<&PiiKeys>,
     nonce: &mut dyn FnMut() -> [u8; 12],
 ) -> Result<Event, Refusal> {
-    let raw: RawEvent = serde_json::from_value(value).map_err(|e| {
+    let mut raw: RawEvent = serde_json::from_str(value.get()).map_err(|e| {
         refuse(
             DropReason::InvalidEvent,
             "type",
@@ -194,7 +198,7 @@ fn one_event(
         "page" => "page".to_string(),
         "track" => raw
             .name
-            .clone()
+            .take()
             .filter(|n| is_valid_event_name(n))
             .ok_or_else(|| {
                 refuse(
@@ -208,7 +212,7 @@ fn one_event(
                 user_id: raw.user_id.as_deref(),
                 email: raw.email.as_deref(),
                 phone: raw.phone.as_deref(),
-                traits: raw.traits.clone().unwrap_or_default(),
+                traits: raw.traits.take().unwrap_or_default(),
             };
             let (c, traits) = claims_from(input, keys, nonce)
                 .map_err(|(field, message)| refuse(DropReason::InvalidEvent, field, message))?;

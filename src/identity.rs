@@ -132,12 +132,7 @@ fn derived_id(label: &[u8], workspace: &str, value: &str) -> String {
     h.update(b"\0");
     h.update(value.as_bytes());
     let digest = h.finalize();
-    let mut id = String::with_capacity(2 + 24);
-    id.push_str("c_");
-    for b in &digest[..12] {
-        id.push_str(&format!("{b:02x}"));
-    }
-    id
+    format!("c_{}", crate::hex(&digest[..12]))
 }
 
 /// Contact ids as the api accepts them in paths.

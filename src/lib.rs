@@ -19,4 +19,15 @@ pub mod store;
 pub mod time;
 
 pub use error::{Error, Result};
+
+/// Lowercase hex of `bytes`, without a formatter per byte (it runs for every index and id).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
+}
 pub use time::Millis;

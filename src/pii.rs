@@ -87,11 +87,7 @@ impl PiiKeys {
         mac.update(kind.as_str().as_bytes());
         mac.update(b"\0");
         mac.update(normalised.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::hex(&mac.finalize().into_bytes())
     }
 
     /// Seals a value. The nonce must be fresh random bytes (the shell supplies them: the core

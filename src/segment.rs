@@ -270,7 +270,7 @@ fn event_id(message_id: &str) -> String {
         return message_id.to_string();
     }
     let digest = Sha256::digest(message_id.as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::hex(&digest[..16]);
     format!("m_{hex}")
 }
 

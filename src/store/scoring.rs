@@ -25,29 +25,36 @@ pub fn scoring_day(at: Millis) -> String {
 const CONTACT: &str =
     "COALESCE(?4, (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3))";
 
-fn award_sql() -> String {
-    format!(
+fn award_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| format!(
         "INSERT OR IGNORE INTO points \
          (workspace, contact_id, rule_id, award_key, event_id, model_version, dimension, delta, day, awarded_at) \
          SELECT ?1, c.id, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12 FROM (SELECT {CONTACT} AS id) c \
          WHERE c.id IS NOT NULL AND (?13 IS NULL OR (SELECT count(*) FROM points p \
            WHERE p.workspace = ?1 AND p.contact_id = c.id AND p.rule_id = ?5 AND p.day = ?11) < ?13)"
-    )
+    ))
 }
 
-fn signal_sql() -> String {
-    format!(
-        "INSERT OR IGNORE INTO signals (workspace, contact_id, signal, event_id, at) \
+fn signal_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "INSERT OR IGNORE INTO signals (workspace, contact_id, signal, event_id, at) \
          SELECT ?1, c.id, ?5, ?6, ?7 FROM (SELECT {CONTACT} AS id) c WHERE c.id IS NOT NULL"
-    )
+        )
+    })
 }
 
-fn refresh_sql() -> String {
-    format!(
-        "UPDATE contacts SET score = (SELECT COALESCE(sum(delta), 0) FROM points p \
+fn refresh_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "UPDATE contacts SET score = (SELECT COALESCE(sum(delta), 0) FROM points p \
            WHERE p.workspace = contacts.workspace AND p.contact_id = contacts.id) \
          WHERE id = {CONTACT}"
-    )
+        )
+    })
 }
 
 /// Lead-status ranks: promotions only move up, so each threshold triggers once per contact.
@@ -55,8 +62,30 @@ const RANK: &str =
     "CASE lead_status WHEN 'anonymous' THEN 0 WHEN 'known' THEN 1 WHEN 'mql' THEN 2 \
     WHEN 'sql' THEN 3 WHEN 'opportunity' THEN 4 WHEN 'customer' THEN 5 ELSE 99 END";
 
+/// The three statements of a promotion: the internal event, the history row, the status. The
+/// SQL is the same for every threshold, so it is built once.
+fn promotion_sql() -> &'static [String; 3] {
+    static SQL: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let cond = format!("id = {CONTACT} AND score >= ?5 AND ({RANK}) < ?6");
+        [
+            format!(
+                "INSERT OR IGNORE INTO events (workspace, id, contact_id, name, properties, occurred_at, received_at) \
+                 SELECT workspace, 'lead.' || ?8 || ':' || id, id, 'lead.' || ?8, \
+                   json_object('score', score, 'threshold', ?5, 'from', lead_status), ?7, ?7 \
+                 FROM contacts WHERE {cond}"
+            ),
+            format!(
+                "INSERT OR IGNORE INTO lead_transitions (workspace, contact_id, to_status, from_status, cause, score, at) \
+                 SELECT workspace, id, ?8, lead_status, 'score', score, ?7 FROM contacts WHERE {cond}"
+            ),
+            format!("UPDATE contacts SET lead_status = ?8, updated_at = ?7 WHERE {cond}"),
+        ]
+    })
+}
+
 /// The statements that promote a contact to `status` (rank `rank`) when its score reaches
-/// `threshold`: the internal event, the history row, the status.
+/// `threshold`.
 fn promote(
     threshold: i64,
     status: &'static str,
@@ -64,31 +93,12 @@ fn promote(
     at: Millis,
     subject: &[Value],
 ) -> Vec<Statement> {
-    let cond = format!("id = {CONTACT} AND score >= ?5 AND ({RANK}) < ?6");
     let mut p = subject.to_vec();
     p.extend([threshold.into(), rank.into(), at.into(), status.into()]);
-    vec![
-        Statement::new(
-            format!(
-                "INSERT OR IGNORE INTO events (workspace, id, contact_id, name, properties, occurred_at, received_at) \
-                 SELECT workspace, 'lead.' || ?8 || ':' || id, id, 'lead.' || ?8, \
-                   json_object('score', score, 'threshold', ?5, 'from', lead_status), ?7, ?7 \
-                 FROM contacts WHERE {cond}"
-            ),
-            p.clone(),
-        ),
-        Statement::new(
-            format!(
-                "INSERT OR IGNORE INTO lead_transitions (workspace, contact_id, to_status, from_status, cause, score, at) \
-                 SELECT workspace, id, ?8, lead_status, 'score', score, ?7 FROM contacts WHERE {cond}"
-            ),
-            p.clone(),
-        ),
-        Statement::new(
-            format!("UPDATE contacts SET lead_status = ?8, updated_at = ?7 WHERE {cond}"),
-            p,
-        ),
-    ]
+    promotion_sql()
+        .iter()
+        .map(|sql| Statement::new(sql.as_str(), p.clone()))
+        .collect()
 }
 
 fn subject_values(e: &Event) -> Vec<Value> {
@@ -139,7 +149,7 @@ pub fn statements(model: &Model, events: &[&Event]) -> Vec<Statement> {
                 e.occurred_at.into(),
                 max,
             ]);
-            out.push(Statement::new(award.clone(), p));
+            out.push(Statement::new(award, p));
         }
         if let Some(sr) = &model.sales_ready {
             for (i, req) in sr.all.iter().enumerate() {
@@ -150,7 +160,7 @@ pub fn statements(model: &Model, events: &[&Event]) -> Vec<Statement> {
                         e.id.as_str().into(),
                         e.occurred_at.into(),
                     ]);
-                    out.push(Statement::new(signal.clone(), p));
+                    out.push(Statement::new(signal, p));
                 }
             }
         }

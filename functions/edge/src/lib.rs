@@ -21,12 +21,7 @@ pub fn random_id(prefix: &str) -> String {
     if getrandom::fill(&mut bytes).is_err() {
         bytes[..8].copy_from_slice(&now().0.to_le_bytes());
     }
-    let mut id = String::with_capacity(prefix.len() + 32);
-    id.push_str(prefix);
-    for b in bytes {
-        id.push_str(&format!("{b:02x}"));
-    }
-    id
+    format!("{prefix}{}", kindling::hex(&bytes))
 }
 
 /// Twelve fresh random bytes, the nonce for sealing one personal value.

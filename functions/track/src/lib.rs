@@ -18,12 +18,12 @@ fn start() {
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let path = req.path();
     let method = req.method();
     let segs = http::segments(&path);
     match (method, segs.as_slice()) {
-        (Method::Get | Method::Head, ["p.gif"]) => pixel::page(&req, &env).await,
+        (Method::Get | Method::Head, ["p.gif"]) => pixel::page(&req, &env, &ctx).await,
         (Method::Post, ["e"]) => beacon::handle(req, &env).await,
         (Method::Options, ["e"]) => beacon::preflight(&req, &env).await,
         (Method::Get | Method::Head, ["k.js"]) => snippet::serve(&req),

@@ -8,7 +8,7 @@ use kindling::pixel::{PixelQuery, TRANSPARENT_GIF};
 use kindling::Millis;
 use worker::*;
 
-pub async fn page(req: &Request, env: &Env) -> Result<Response> {
+pub async fn page(req: &Request, env: &Env, ctx: &Context) -> Result<Response> {
     let now = kindling_edge::now();
     let query = req.url()?.query().unwrap_or_default().to_string();
     let client = Client::of(req);
@@ -31,11 +31,15 @@ pub async fn page(req: &Request, env: &Env) -> Result<Response> {
             }
         }
     };
-    // A failed send cannot change the pixel's answer (a browser does not retry an image); it
-    // is logged so the loss is visible.
-    if let Err(e) = kindling_edge::queue::send(env, "EVENTS", &message).await {
-        console_error!("events queue send failed: {e}");
-    }
+    // The answer cannot depend on the send (a browser does not retry an image), so the GIF goes
+    // out at once and the send finishes after it, kept alive by wait_until; a failure is
+    // logged so the loss is visible.
+    let env = env.clone();
+    ctx.wait_until(async move {
+        if let Err(e) = kindling_edge::queue::send(&env, "EVENTS", &message).await {
+            console_error!("events queue send failed: {e}");
+        }
+    });
     gif()
 }
 
