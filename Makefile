@@ -4,7 +4,7 @@ WASM_CRATES := -p kindling -p kindling-edge -p track -p forms -p engine -p api
 DEV_STATE ?= .state/dev
 DEV_PORT ?= 8787
 
-.PHONY: bootstrap build dev test lint unit integration dry-run deploy bench clean
+.PHONY: bootstrap build dev test lint unit fuzz integration dry-run deploy bench clean
 
 bootstrap:
 	@scripts/bootstrap.sh
@@ -15,7 +15,7 @@ build: bootstrap
 dev: build
 	@scripts/stack.sh $(DEV_STATE) $(DEV_PORT)
 
-test: build lint unit dry-run integration
+test: build lint unit fuzz dry-run integration
 
 lint: bootstrap
 	cargo fmt --all --check
@@ -24,6 +24,10 @@ lint: bootstrap
 
 unit:
 	cargo test -p kindling --features sqlite --lib
+
+# Property-based fuzzing of every input parser, ≥ 1,000,000 inputs (release: it is CPU-bound).
+fuzz:
+	cargo test --release -p kindling --features sqlite --test fuzz
 
 integration: build
 	cargo test -p kindling --features sqlite --test stack
