@@ -121,6 +121,19 @@ const COUNT_DROPS: &str =
     "INSERT INTO ingest_drops (day, source, reason, count) VALUES (?1, ?2, ?3, ?4) \
     ON CONFLICT (day, source, reason) DO UPDATE SET count = count + excluded.count";
 
+/// How a statement finds the subject's contact: through the identities (kind, value), or
+/// directly (a contact named by a signed token).
+pub(super) fn subject_parts(subject: &Subject) -> (&'static str, &str, Value) {
+    match subject {
+        Subject::Contact(c) => ("", "", Value::Text(c.clone())),
+        s => (
+            s.identity_kind().unwrap_or_default(),
+            s.value(),
+            Value::Null,
+        ),
+    }
+}
+
 /// The first three parameters of every subject-resolving statement.
 fn subject_params(workspace: &str, kind: &str, value: &str) -> Vec<Value> {
     vec![workspace.into(), kind.into(), value.into()]
@@ -199,14 +212,7 @@ pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Ve
     }
 
     for e in &events {
-        let (kind, value, contact) = match &e.subject {
-            Subject::Contact(c) => ("", "", Value::Text(c.clone())),
-            s => (
-                s.identity_kind().unwrap_or_default(),
-                s.value(),
-                Value::Null,
-            ),
-        };
+        let (kind, value, contact) = subject_parts(&e.subject);
         let visitor = match &e.subject {
             Subject::Visitor(v) => Value::Text(v.clone()),
             _ => Value::Null,
@@ -226,14 +232,7 @@ pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Ve
         out.push(Statement::new(INSERT_EVENT, p));
     }
     for ((workspace, subject), (first, last)) in &subjects {
-        let (kind, value, contact) = match subject {
-            Subject::Contact(c) => ("", "", Value::Text(c.clone())),
-            s => (
-                s.identity_kind().unwrap_or_default(),
-                s.value(),
-                Value::Null,
-            ),
-        };
+        let (kind, value, contact) = subject_parts(subject);
         let mut p = subject_params(workspace, kind, value);
         p.extend([(*first).into(), (*last).into(), contact]);
         out.push(Statement::new(TOUCH_CONTACT, p));
@@ -251,14 +250,7 @@ pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Ve
         .iter()
         .filter(|e| super::lifecycle::STAGE_EVENTS.contains(&e.name.as_str()))
     {
-        let (kind, value, contact) = match &e.subject {
-            Subject::Contact(c) => ("", "", Value::Text(c.clone())),
-            s => (
-                s.identity_kind().unwrap_or_default(),
-                s.value(),
-                Value::Null,
-            ),
-        };
+        let (kind, value, contact) = subject_parts(&e.subject);
         let mut p = subject_params(&e.workspace, kind, value);
         p.extend([contact, e.occurred_at.into()]);
         out.push(Statement::new(super::lifecycle::MARK_DUE, p));

@@ -7,7 +7,7 @@
 
 use super::{Db, RowExt, Statement, Value};
 use crate::error::Error;
-use crate::event::{Event, Subject};
+use crate::event::Event;
 use crate::scoring::model::{Model, Repeat};
 use crate::scoring::rules::{all_hold, attribute_awards, event_awards};
 use crate::time::Millis;
@@ -102,14 +102,7 @@ fn promote(
 }
 
 fn subject_values(e: &Event) -> Vec<Value> {
-    let (kind, value, contact) = match &e.subject {
-        Subject::Contact(c) => ("", "", Value::Text(c.clone())),
-        s => (
-            s.identity_kind().unwrap_or_default(),
-            s.value(),
-            Value::Null,
-        ),
-    };
+    let (kind, value, contact) = super::ingest::subject_parts(&e.subject);
     vec![
         e.workspace.as_str().into(),
         kind.into(),
