@@ -270,6 +270,8 @@ fn one_event(
             properties.entry(k).or_insert(v);
         }
     }
+    // Personal data is sealed as claims or not kept at all, whatever key it arrives under.
+    crate::identity::scrub_personal(&mut properties);
     let size = serde_json::to_string(&properties).map_or(usize::MAX, |s| s.len());
     if size > MAX_PROPERTIES_BYTES {
         return Err(refuse(
@@ -279,7 +281,7 @@ fn one_event(
         ));
     }
     let occurred_at = match raw.ts {
-        Some(ts) if ts.is_finite() && (ts as i64 - ctx.now.0).abs() <= CLOCK_SKEW_MS => {
+        Some(ts) if ts.is_finite() && (ts as i64).abs_diff(ctx.now.0) <= CLOCK_SKEW_MS as u64 => {
             Millis(ts as i64)
         }
         _ => ctx.now,

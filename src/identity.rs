@@ -25,6 +25,16 @@ pub const PERSONAL_TRAITS: [&str; 11] = [
     "id_number",
 ];
 
+/// Removes personal-data keys from event properties: an email or phone under `props` would
+/// otherwise reach the queue and D1 in plaintext. Identifiers belong in identify calls, where
+/// they are sealed.
+/// `name` stays: on events it names a thing (a page, a webinar), not a person.
+pub fn scrub_personal(properties: &mut Map<String, Value>) {
+    for k in PERSONAL_TRAITS.iter().filter(|k| **k != "name") {
+        properties.remove(*k);
+    }
+}
+
 /// A refusal naming the offending field.
 pub type FieldError = (&'static str, String);
 
@@ -198,6 +208,19 @@ mod tests {
         assert_eq!(
             k.open(PiiKind::Name, &claims.name.unwrap().cipher).unwrap(),
             "Wei Zhang"
+        );
+    }
+
+    #[test]
+    fn event_properties_lose_personal_keys_but_keep_names_of_things() {
+        let mut p = serde_json::json!({"email": "a@b.cn", "mobile": "13812345678", "name": "Launch webinar", "plan": "pro"})
+            .as_object()
+            .cloned()
+            .unwrap();
+        scrub_personal(&mut p);
+        assert_eq!(
+            serde_json::Value::Object(p),
+            serde_json::json!({"name": "Launch webinar", "plan": "pro"})
         );
     }
 

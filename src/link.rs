@@ -60,7 +60,9 @@ pub fn verify(token: &str, key: &[u8]) -> Option<LinkClaims> {
     }
     let claims: LinkClaims = serde_json::from_slice(&payload).ok()?;
     let url_ok = claims.u.as_deref().is_none_or(|u| {
-        (u.starts_with("https://") || u.starts_with("http://")) && !u.chars().any(char::is_control)
+        let scheme = u.get(..8).unwrap_or(u).to_ascii_lowercase();
+        (scheme.starts_with("https://") || scheme.starts_with("http://"))
+            && !u.chars().any(char::is_control)
     });
     url_ok.then_some(claims)
 }

@@ -236,6 +236,7 @@ fn message(
             claims.user_id = Some(keys.seal(PiiKind::UserId, u, u, nonce()));
         }
     }
+    crate::identity::scrub_personal(&mut properties);
     if serde_json::to_string(&properties).map_or(usize::MAX, |s| s.len()) > MAX_PROPERTIES_BYTES {
         return Err(refuse("properties", "properties are at most 4 KB"));
     }

@@ -1,0 +1,1590 @@
+//! Property-based fuzzing of the input parsers that face the internet: the pixel query
+//! (`pixel::PixelQuery`), the snippet's beacon (`beacon::parse`), signed link tokens
+//! (`link::verify` / `link::sign`), the Segment-compatible ingest (`segment::parse`) and the
+//! bot classifier's header handling (`bot::classify`).
+//!
+//! Each target gets two kinds of input: arbitrary strings or bytes (plus byte-level mutations
+//! of valid inputs), and structurally valid requests whose fields are randomly valid or hostile
+//! (wrong types, deep nesting, huge or non-UTF-8 values, control characters, boundary lengths).
+//! Every case asserts that the parser does not panic and that the invariants its module
+//! documents hold (validated ids and URLs, counts that add up, size limits, no personal data
+//! in plaintext on the queue).
+//!
+//! Why proptest rather than cargo-fuzz: this machine and CI have only the stable toolchain,
+//! and cargo-fuzz (libFuzzer) needs nightly. proptest runs inside `cargo test` on stable,
+//! generates structured inputs as easily as raw bytes, and shrinks a failure to a minimal
+//! input that it prints. Case counts are explicit per target (the constants below add up to
+//! at least 1,000,000) and failure persistence is off, so no regression files are written.
+//! Seeds are random on every run (a failure prints its minimal input); set
+//! `PROPTEST_RNG_SEED=<u64>` for a repeatable run.
+
+use std::cell::{Cell, RefCell};
+use std::ops::Range;
+use std::time::Instant;
+
+use kindling::beacon::{self, CLOCK_SKEW_MS};
+use kindling::bot::{classify, ClientHints, Traffic};
+use kindling::event::{
+    is_valid_event_id, is_valid_event_name, is_valid_visitor_id, Event, IngestMessage, Subject,
+    MAX_PROPERTIES_BYTES,
+};
+use kindling::link::{self, LinkClaims, MAX_TOKEN_CHARS};
+use kindling::pii::{PiiKeys, DEV_PII_KEY};
+use kindling::pixel::{PixelQuery, MAX_URL_CHARS};
+use kindling::segment::{self, Endpoint, BACKFILL_MS, FUTURE_MS};
+use kindling::site::is_valid_site_key;
+use kindling::{Error, Millis};
+use proptest::collection::{btree_map, vec};
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRunner};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------------------------------------
+// Case counts: explicit per target, at least one million in total.
+// ---------------------------------------------------------------------------------------------
+
+const PIXEL_ARBITRARY: u32 = 320_000;
+const PIXEL_STRUCTURED: u32 = 100_000;
+const BEACON_BYTES: u32 = 40_000;
+const BEACON_STRUCTURED: u32 = 8_000;
+const LINK_ARBITRARY: u32 = 200_000;
+const LINK_SIGNED: u32 = 50_000;
+const SEGMENT_BYTES: u32 = 40_000;
+const SEGMENT_STRUCTURED: u32 = 10_000;
+const BOT_HINTS: u32 = 250_000;
+
+const TOTAL_CASES: u64 = PIXEL_ARBITRARY as u64
+    + PIXEL_STRUCTURED as u64
+    + BEACON_BYTES as u64
+    + BEACON_STRUCTURED as u64
+    + LINK_ARBITRARY as u64
+    + LINK_SIGNED as u64
+    + SEGMENT_BYTES as u64
+    + SEGMENT_STRUCTURED as u64
+    + BOT_HINTS as u64;
+const _: () = assert!(TOTAL_CASES >= 1_000_000);
+
+/// The request time every parser is given (2026-06-18T00:00:00Z).
+const NOW: Millis = Millis(1_781_740_800_000);
+
+/// The targets of one test. A failing target is reported and the test fails after the others
+/// have run, so one broken parser does not hide what the rest would find.
+#[derive(Default)]
+struct Targets {
+    failures: RefCell<Vec<String>>,
+}
+
+impl Targets {
+    /// Runs one target: `cases` inputs from `strategy`, no persistence, bounded shrinking. A
+    /// failure is recorded with proptest's report (the minimal failing input).
+    fn run<S: Strategy>(
+        &self,
+        target: &str,
+        cases: u32,
+        strategy: S,
+        test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+    ) -> u64 {
+        let started = Instant::now();
+        let count = Cell::new(0u64);
+        let config = Config {
+            cases,
+            failure_persistence: None,
+            max_shrink_time: 60_000,
+            // XorShift: several times cheaper than ChaCha, and plenty random for fuzzing.
+            rng_algorithm: RngAlgorithm::XorShift,
+            ..Config::default()
+        };
+        let result = TestRunner::new(config).run(&strategy, |input| {
+            count.set(count.get() + 1);
+            test(input)
+        });
+        eprintln!("fuzz {target}: ran in {:.1?}", started.elapsed());
+        if let Err(e) = result {
+            eprintln!("fuzz {target}: the case count below includes shrinking runs");
+            let failure = format!("fuzz target {target} failed: {e}");
+            eprintln!("{failure}");
+            self.failures.borrow_mut().push(failure);
+        }
+        count.get()
+    }
+
+    fn finish(self) {
+        let failures = self.failures.into_inner();
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    }
+}
+
+fn report(target: &str, cases: u64, detail: String) {
+    eprintln!("fuzz {target}: {cases} cases ({detail})");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared generators.
+// ---------------------------------------------------------------------------------------------
+
+/// Concatenations of tokens from a dictionary: reaches deeper into a format than random chars.
+fn soup(tokens: &'static [&'static str], len: Range<usize>) -> BoxedStrategy<String> {
+    vec(select(tokens), len).prop_map(|v| v.concat()).boxed()
+}
+
+/// One string repeated to a length: huge values and values around a limit.
+fn repeated(units: &'static [&'static str], len: Range<usize>) -> BoxedStrategy<String> {
+    (select(units), len)
+        .prop_map(|(unit, n)| unit.repeat(n))
+        .boxed()
+}
+
+/// A request body; a failing one is printed as an escaped byte string, not a list of numbers.
+#[derive(Clone)]
+struct Body(Vec<u8>);
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "b\"{}\"", self.0.escape_ascii())
+    }
+}
+
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Percent-encodes every byte that is not alphanumeric.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Applies byte edits (replace, insert, delete, splice a JSON token) to a valid input.
+fn mutate(mut bytes: Vec<u8>, edits: Vec<(usize, u8, u8)>) -> Vec<u8> {
+    #[rustfmt::skip]
+    const TOKENS: &[&[u8]] = &[
+        b"{", b"}", b"[", b"]", b",", b":", b"\"", b"\\", b"null", b"1e400", b"-1e19", b"\xff",
+        b"\\u0000", b"\\ud800", b"[[[[[[[[", b"\"email\":\"fuzz.0@example.com\"",
+    ];
+    for (pos, op, byte) in edits {
+        let i = if bytes.is_empty() {
+            0
+        } else {
+            pos % bytes.len()
+        };
+        match op % 4 {
+            0 if !bytes.is_empty() => bytes[i] = byte,
+            1 => bytes.insert(i, byte),
+            2 if !bytes.is_empty() => {
+                bytes.remove(i);
+            }
+            _ => {
+                let token = TOKENS[usize::from(byte) % TOKENS.len()];
+                drop(bytes.splice(i..i, token.iter().copied()));
+            }
+        }
+    }
+    bytes
+}
+
+fn deep_array(depth: usize) -> Value {
+    let mut v = json!(0);
+    for _ in 0..depth {
+        v = Value::Array(vec![v]);
+    }
+    v
+}
+
+/// A regex strategy, compiled once (a `&str` strategy re-parses its regex for every case).
+fn re(pattern: &str) -> BoxedStrategy<String> {
+    proptest::string::string_regex(pattern)
+        .expect("a valid regex")
+        .boxed()
+}
+
+/// Arbitrary text: any chars, with proptest's bias towards special ones.
+fn text(len: Range<usize>) -> BoxedStrategy<String> {
+    vec(any::<char>(), len).prop_map(String::from_iter).boxed()
+}
+
+/// Short strings of every kind: ASCII, unicode, control characters.
+fn short_string() -> BoxedStrategy<String> {
+    prop_oneof![re("[a-z_]{0,12}"), text(0..24)].boxed()
+}
+
+fn json_leaf() -> BoxedStrategy<Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        short_string().prop_map(Value::from),
+    ]
+    .boxed()
+}
+
+/// Arbitrary JSON, a few levels deep.
+fn json_any() -> BoxedStrategy<Value> {
+    // Nested by hand: `prop_recursive` rebuilds its strategies for every value.
+    let key = short_string();
+    let leaf = json_leaf();
+    let mut any = leaf.clone();
+    for _ in 0..2 {
+        any = prop_oneof![
+            3 => leaf.clone(),
+            1 => vec(any.clone(), 0..5).prop_map(Value::Array),
+            1 => btree_map(key.clone(), any, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+        .boxed();
+    }
+    any
+}
+
+fn json_object() -> BoxedStrategy<Value> {
+    btree_map(short_string(), json_any(), 0..5)
+        .prop_map(|m| Value::Object(m.into_iter().collect()))
+        .boxed()
+}
+
+/// A value of the wrong type or shape for whatever field it lands in.
+fn hostile() -> BoxedStrategy<Value> {
+    prop_oneof![
+        12 => json_leaf(),
+        6 => json_any(),
+        1 => repeated(&["a", "é", "中", "😀", "\"", "\\", "\u{0}", "\u{85}"], 100..5000)
+            .prop_map(Value::from),
+        2 => prop_oneof![20 => 1usize..100, 1 => 120usize..140].prop_map(deep_array),
+    ]
+    .boxed()
+}
+
+/// A field that is present and valid, present and hostile, or missing, by weight.
+fn field(valid: BoxedStrategy<Value>, weights: (u32, u32, u32)) -> BoxedStrategy<Option<Value>> {
+    prop_oneof![
+        weights.0 => valid.prop_map(Some),
+        weights.1 => hostile().prop_map(Some),
+        weights.2 => Just(None),
+    ]
+    .boxed()
+}
+
+const REQUIRED: (u32, u32, u32) = (90, 6, 4);
+const OPTIONAL: (u32, u32, u32) = (35, 4, 61);
+
+fn object(fields: Vec<(&str, Option<Value>)>) -> Map<String, Value> {
+    fields
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+fn valid_id() -> BoxedStrategy<String> {
+    re("[A-Za-z0-9_-]{8,64}")
+}
+
+/// Absolute URLs: mostly http(s) in any case, some other schemes, some around 2048 chars.
+fn url_string() -> BoxedStrategy<String> {
+    #[rustfmt::skip]
+    const SCHEMES: &[&str] = &[
+        "https://", "http://", "HTTPS://", "HtTp://", "https:/", "ftp://", "javascript:", "//", "",
+        "http:",
+    ];
+    const PATH: &[&str] = &[
+        "/", "a", "Z", "9", "-", ".", "?", "=", "&", "#", "%20", "%0A", "%00", " ", "é", "中",
+        "😀", "\n", "\t", "\u{0}", "\u{7f}", "\u{85}", "\u{200b}",
+    ];
+    prop_oneof![
+        8 => (select(SCHEMES), re("[a-z0-9.-]{0,16}"), soup(PATH, 0..16))
+            .prop_map(|(s, host, path)| format!("{s}{host}{path}")),
+        1 => (select(SCHEMES), 2030usize..2070, select(vec!["a", "é", "中"]))
+            .prop_map(|(s, n, fill)| format!("{s}{}", fill.repeat(n.saturating_sub(s.len())))),
+    ]
+    .boxed()
+}
+
+fn event_name() -> BoxedStrategy<String> {
+    prop_oneof![
+        4 => re("[a-z_]{1,40}"),
+        2 => vec(any::<char>(), 0..140).prop_map(String::from_iter),
+        1 => repeated(&["x", "é", "下"], 126..131),
+    ]
+    .boxed()
+}
+
+fn mostly_valid_name() -> BoxedStrategy<Value> {
+    prop_oneof![3 => re("[a-z_]{1,40}"), 1 => event_name()]
+        .prop_map(Value::from)
+        .boxed()
+}
+
+fn mostly_valid_url() -> BoxedStrategy<Value> {
+    prop_oneof![3 => valid_url(), 1 => url_string()]
+        .prop_map(Value::from)
+        .boxed()
+}
+
+/// Emails whose plaintext must never reach the queue: `fuzz.<n>@...`, valid and invalid.
+fn email() -> BoxedStrategy<String> {
+    const SHAPES: &[&str] = &[
+        "fuzz.{n}@example.com",
+        "fuzz.{n}@example.com",
+        " FUZZ.{n}@Example.COM ",
+        "Fuzz.{n}+tag@example.cn",
+        "Fuzz.{n}+tag@example.cn",
+        "fuzz.{n}.张@例子.中国",
+        "fuzz.{n}@example",
+        "fuzz.{n}@@example.com",
+        "fuzz.{n} x@example.com",
+        "fuzz.{n}@example.com\u{0}",
+        "fuzz.{n}@.example.com",
+    ];
+    (select(SHAPES), 0u32..1_000_000)
+        .prop_map(|(shape, n)| shape.replace("{n}", &n.to_string()))
+        .boxed()
+}
+
+fn phone() -> BoxedStrategy<Value> {
+    const PHONES: &[&str] = &[
+        "+86 138 0013 8000",
+        "13800138000",
+        "13800138000",
+        "１３８００１３８０００",
+        "+1 (555) 010-9999",
+        "+1 (555) 010-9999",
+        "not a phone",
+        "",
+        "++1",
+        "+",
+    ];
+    select(PHONES).prop_map(Value::from).boxed()
+}
+
+/// Identify traits: maybe an email (returned as a secret), phone, names, anything else.
+fn traits() -> BoxedStrategy<(Option<Value>, Vec<String>)> {
+    (
+        prop::option::weighted(0.6, email()),
+        prop::option::of(phone()),
+        prop::option::of(short_string()),
+        json_object(),
+        0u8..10,
+    )
+        .prop_map(|(email, phone, name, rest, shape)| {
+            if shape == 0 {
+                return (None, vec![]);
+            }
+            let mut t = match rest {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            };
+            if let Some(p) = phone {
+                t.insert("phone".into(), p);
+            }
+            if let Some(n) = name {
+                let key = ["name", "first_name", "lastName"][usize::from(shape) % 3];
+                t.insert(key.into(), n.into());
+            }
+            let secrets: Vec<String> = email.iter().cloned().collect();
+            if let Some(e) = email {
+                t.insert("email".into(), e.into());
+            }
+            (Some(Value::Object(t)), secrets)
+        })
+        .boxed()
+}
+
+/// Whether the serialized output contains a secret, in any letter case, raw or JSON-escaped.
+fn leaks(output_lower: &str, secret: &str) -> bool {
+    let s = secret.trim().to_lowercase();
+    if s.is_empty() {
+        return false;
+    }
+    let escaped = serde_json::to_string(&s).unwrap_or_default();
+    let escaped = escaped.trim_matches('"');
+    output_lower.contains(&s) || output_lower.contains(escaped)
+}
+
+fn http_url_ok(s: &str) -> bool {
+    let head: String = s.chars().take(8).collect::<String>().to_ascii_lowercase();
+    (head.starts_with("http://") || head.starts_with("https://"))
+        && s.chars().count() <= MAX_URL_CHARS
+        && !s.chars().any(char::is_control)
+}
+
+fn properties_size(e: &Event) -> usize {
+    serde_json::to_string(&e.properties).map_or(usize::MAX, |s| s.len())
+}
+
+fn keys() -> PiiKeys {
+    PiiKeys::from_secret(DEV_PII_KEY, "k1", true).expect("the dev key is valid")
+}
+
+fn nonce_source() -> impl FnMut() -> [u8; 12] {
+    let mut n = 0u64;
+    move || {
+        n += 1;
+        let mut out = [0u8; 12];
+        out[..8].copy_from_slice(&n.to_le_bytes());
+        out
+    }
+}
+
+fn assert_invalid(e: &Error) -> Result<(), TestCaseError> {
+    prop_assert!(matches!(e, Error::Invalid { .. }), "not Invalid: {e:?}");
+    prop_assert_eq!(e.status(), 400);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The pixel query.
+// ---------------------------------------------------------------------------------------------
+
+/// Parses a query into an event and checks an accepted one. Returns whether it was accepted.
+fn check_pixel(query: &str) -> Result<bool, TestCaseError> {
+    let result = PixelQuery::parse(query).into_event("evt_fuzz_0001".into(), NOW);
+    let Ok(e) = result else {
+        return Ok(false);
+    };
+    match &e.subject {
+        Subject::Visitor(v) => prop_assert!(is_valid_visitor_id(v), "visitor {v:?}"),
+        other => return Err(TestCaseError::fail(format!("subject {other:?}"))),
+    }
+    prop_assert!(
+        e.site.as_deref().is_some_and(is_valid_site_key),
+        "site {:?}",
+        e.site
+    );
+    prop_assert!(is_valid_event_name(&e.name), "name {:?}", e.name);
+    for (key, value) in &e.properties {
+        prop_assert!(key == "url" || key == "referrer", "property {key:?}");
+        let url = value.as_str().unwrap_or_default();
+        prop_assert!(http_url_ok(url), "{key} {url:?}");
+    }
+    prop_assert!(properties_size(&e) <= MAX_PROPERTIES_BYTES);
+    prop_assert_eq!(e.occurred_at, NOW);
+    Ok(true)
+}
+
+#[rustfmt::skip]
+const QUERY_SOUP: &[&str] = &[
+    "site", "vid", "url", "ref", "e", "junk", "=", "=", "&", "&", "%", "%2", "%FF", "%FE", "%00",
+    "%0A", "%7F", "%C2%85", "%C3%28", "%E4%B8%AD", "+", "%2B", "%26", "%3D", "demo", "v_abcdef12",
+    "http://", "https://", "HTTPS://", "a.example/", "javascript:", "é", "中", "\u{0}", "\n",
+    "\u{85}", "A", "0", ";", "#", "?",
+];
+
+fn arbitrary_query() -> BoxedStrategy<String> {
+    prop_oneof![
+        text(0..64),
+        soup(QUERY_SOUP, 0..48),
+        vec(any::<u8>(), 0..128).prop_map(lossy),
+    ]
+    .boxed()
+}
+
+/// Raw (already encoded) query values: valid forms, escape soup, control characters, huge.
+fn pixel_value() -> BoxedStrategy<String> {
+    #[rustfmt::skip]
+    const ESCAPES: &[&str] = &[
+        "%FF", "%FE", "%00", "%A", "%", "%G1", "%C3%28", "%E2%82", "%F0%9F%98", "%0A", "%0D", "%09",
+        "%7F", "%C2%85", "%E2%80%8B", "%20", "+", "%2B", "a", "Z", "5", "-", "_", "é", "\u{1}",
+        "\u{7f}", "\u{9f}", "\t", "http://", "https://", "%68ttps://",
+    ];
+    let raw = prop_oneof![
+        3 => prop_oneof![re("[a-z0-9-]{1,64}"), re("[a-zA-Z0-9 _.-]{0,70}")],
+        3 => prop_oneof![valid_id(), re("[A-Za-z0-9_@.-]{0,70}")],
+        4 => url_string(),
+        2 => event_name(),
+        3 => soup(ESCAPES, 0..24),
+        1 => repeated(&["x", "é", "%41", "%FF"], 1000..5000),
+        2 => text(0..24),
+    ];
+    (raw, 0u8..4)
+        .prop_map(|(v, enc)| if enc == 0 { percent_encode(&v) } else { v })
+        .boxed()
+}
+
+/// A valid page URL, sometimes with an upper-case scheme or percent-escapes.
+fn valid_url() -> BoxedStrategy<String> {
+    (
+        select(vec!["https://", "http://", "HTTPS://", "Http://"]),
+        re("[a-z0-9-]{1,12}\\.example"),
+        re("(/[a-zA-Z0-9._~-]{0,12}){0,4}(\\?[a-z]{1,6}=[a-z0-9%]{0,12})?"),
+    )
+        .prop_map(|(scheme, host, path)| format!("{scheme}{host}{path}"))
+        .boxed()
+}
+
+/// Queries built from the five parameters, each mostly valid (raw or percent-encoded),
+/// sometimes hostile, sometimes absent, plus junk parameters, in a random order.
+fn structured_query() -> BoxedStrategy<String> {
+    const JUNK_KEYS: &[&str] = &[
+        "site", "vid", "url", "ref", "e", "junk", "%73ite", "v%69d", "%75rl", "SITE", "site ",
+        "e+", "",
+    ];
+    const SEPARATORS: &[&str] = &["&", "&", "&", "&", "&&", ";", "&amp;"];
+    let param = |key: &'static str, valid: BoxedStrategy<String>, absent: u32| {
+        let valid =
+            (valid, 0u8..4).prop_map(|(v, enc)| if enc == 0 { percent_encode(&v) } else { v });
+        prop_oneof![
+            12 => valid.prop_map(move |v| Some((key, Some(v)))),
+            2 => pixel_value().prop_map(move |v| Some((key, Some(v)))),
+            1 => Just(Some((key, None))),
+            absent => Just(None),
+        ]
+    };
+    let referrer = prop_oneof![3 => valid_url(), 1 => Just(String::new())].boxed();
+    (
+        (
+            param("site", re("[a-z0-9-]{1,64}"), 1),
+            param("vid", valid_id(), 1),
+            param("url", valid_url(), 6),
+            param("ref", referrer, 6),
+            param("e", event_name(), 6),
+        ),
+        vec((select(JUNK_KEYS), prop::option::of(pixel_value())), 0..4),
+        vec(select(SEPARATORS), 10),
+        any::<usize>(),
+    )
+        .prop_map(|((site, vid, url, referrer, e), junk, seps, turn)| {
+            let mut pairs: Vec<(&str, Option<String>)> = [site, vid, url, referrer, e]
+                .into_iter()
+                .flatten()
+                .collect();
+            pairs.extend(junk);
+            if !pairs.is_empty() {
+                let n = turn % pairs.len();
+                pairs.rotate_left(n);
+                if turn % 3 == 0 {
+                    pairs.swap(0, n);
+                }
+            }
+            let mut q = String::new();
+            for (i, (key, value)) in pairs.into_iter().enumerate() {
+                if i > 0 {
+                    q.push_str(seps[i % seps.len()]);
+                }
+                q.push_str(key);
+                if let Some(v) = value {
+                    q.push('=');
+                    q.push_str(&v);
+                }
+            }
+            q
+        })
+        .boxed()
+}
+
+#[test]
+fn fuzz_pixel_query() {
+    let targets = Targets::default();
+    let accepted = Cell::new(0u64);
+    let a = targets.run("pixel/arbitrary", PIXEL_ARBITRARY, arbitrary_query(), |q| {
+        accepted.set(accepted.get() + u64::from(check_pixel(&q)?));
+        Ok(())
+    });
+    report("pixel/arbitrary", a, format!("{} accepted", accepted.get()));
+    accepted.set(0);
+    let s = targets.run(
+        "pixel/structured",
+        PIXEL_STRUCTURED,
+        structured_query(),
+        |q| {
+            accepted.set(accepted.get() + u64::from(check_pixel(&q)?));
+            Ok(())
+        },
+    );
+    report(
+        "pixel/structured",
+        s,
+        format!("{} accepted", accepted.get()),
+    );
+    eprintln!("fuzz pixel: {} cases in total", a + s);
+    targets.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. The beacon.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default)]
+struct Tally {
+    ok: Cell<u64>,
+    err: Cell<u64>,
+    accepted: Cell<u64>,
+    rejected: Cell<u64>,
+}
+
+fn bump(cell: &Cell<u64>, n: usize) {
+    cell.set(cell.get() + n as u64);
+}
+
+impl Tally {
+    fn detail(&self) -> String {
+        format!(
+            "{} ok, {} refused whole; {} events accepted, {} rejected",
+            self.ok.get(),
+            self.err.get(),
+            self.accepted.get(),
+            self.rejected.get()
+        )
+    }
+}
+
+/// How many events a beacon carries, counted without parsing them: the parser, too, takes
+/// them raw and refuses a broken one (say, a lone surrogate escape) on its own.
+fn events_sent(body: &[u8]) -> Option<usize> {
+    #[derive(serde::Deserialize)]
+    struct Events {
+        events: Vec<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Events>(body)
+        .ok()
+        .map(|e| e.events.len())
+}
+
+/// Parses a beacon and checks the result. `secrets` are plaintexts that must not be queued.
+fn check_beacon(
+    body: &[u8],
+    keys: Option<&PiiKeys>,
+    secrets: &[String],
+    tally: &Tally,
+) -> Result<(), TestCaseError> {
+    let mut nonce = nonce_source();
+    let b = match beacon::parse(body, NOW, keys, &mut nonce) {
+        Err(e) => {
+            bump(&tally.err, 1);
+            return assert_invalid(&e);
+        }
+        Ok(b) => b,
+    };
+    prop_assert!(body.len() <= beacon::MAX_BODY_BYTES);
+    let sent = events_sent(body);
+    prop_assert_eq!(Some(b.accepted() + b.rejected.len()), sent);
+    prop_assert_eq!(Some(b.messages.len()), sent);
+    prop_assert!(is_valid_site_key(&b.site), "site {:?}", b.site);
+    prop_assert!(is_valid_visitor_id(&b.visitor_id));
+    let mut last = None;
+    for r in &b.rejected {
+        prop_assert!(Some(r.index) > last && Some(r.index) < sent, "{r:?}");
+        last = Some(r.index);
+    }
+    for m in &b.messages {
+        let text = serde_json::to_string(m).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let lower = text.to_lowercase();
+        for s in secrets {
+            prop_assert!(!leaks(&lower, s), "plaintext {s:?} queued: {text}");
+        }
+        let IngestMessage::Event(e) = m else {
+            continue;
+        };
+        prop_assert!(is_valid_event_id(&e.id), "id {:?}", e.id);
+        prop_assert_eq!(e.site.as_deref(), Some(b.site.as_str()));
+        prop_assert_eq!(&e.subject, &Subject::Visitor(b.visitor_id.clone()));
+        prop_assert!(is_valid_event_name(&e.name), "name {:?}", e.name);
+        let size = properties_size(e);
+        prop_assert!(size <= MAX_PROPERTIES_BYTES, "properties of {size} bytes");
+        for key in ["url", "referrer"] {
+            if let Some(v) = e.properties.get(key) {
+                let url = v.as_str().unwrap_or_default();
+                prop_assert!(http_url_ok(url), "{key} {url:?}");
+            }
+        }
+        // Client clocks are trusted within CLOCK_SKEW_MS of the request, else it is `now`.
+        let skew = (i128::from(e.occurred_at.0) - i128::from(NOW.0)).abs();
+        prop_assert!(
+            skew <= i128::from(CLOCK_SKEW_MS),
+            "occurred_at {:?} is {skew} ms from now",
+            e.occurred_at
+        );
+        prop_assert_eq!(e.received_at, NOW);
+    }
+    bump(&tally.ok, 1);
+    bump(&tally.accepted, b.accepted());
+    bump(&tally.rejected, b.rejected.len());
+    Ok(())
+}
+
+/// Client timestamps: near now (inside and outside the skew window), extremes, and i64
+/// boundaries offset by `now` and the window, where `ts as i64 - now` stops being exact.
+fn beacon_ts() -> BoxedStrategy<Value> {
+    let near = (-30 * Millis::HOUR..30 * Millis::HOUR, 0.0f64..1.0)
+        .prop_map(|(off, frac)| Value::from((NOW.0 + off) as f64 + frac));
+    let boundary = (
+        select(vec![i64::MIN, i64::MAX, 0, -NOW.0]),
+        select(vec![0, NOW.0, -NOW.0, CLOCK_SKEW_MS, -CLOCK_SKEW_MS]),
+        -4096i64..4096,
+    )
+        .prop_map(|(b, o, d)| Value::from(b.wrapping_add(o).wrapping_add(d) as f64));
+    let extreme = select(vec![
+        1e300,
+        -1e300,
+        f64::MAX,
+        f64::MIN,
+        9.3e18,
+        -9.3e18,
+        -0.0,
+    ])
+    .prop_map(Value::from);
+    prop_oneof![8 => near, 1 => boundary, 1 => extreme].boxed()
+}
+
+/// An object over a fixed set of keys, each present with probability 1/2. (A `btree_map`
+/// over a handful of keys spends most of its time drawing duplicate keys.)
+fn sparse_object(
+    keys: &'static [&'static str],
+    value: BoxedStrategy<Value>,
+) -> BoxedStrategy<Value> {
+    vec(prop::option::of(value), keys.len())
+        .prop_map(move |values| {
+            Value::Object(
+                keys.iter()
+                    .zip(values)
+                    .filter_map(|(k, v)| Some((k.to_string(), v?)))
+                    .collect(),
+            )
+        })
+        .boxed()
+}
+
+fn utm() -> BoxedStrategy<Value> {
+    const KEYS: &[&str] = &[
+        "source", "medium", "campaign", "term", "content", "junk", "",
+    ];
+    let value = prop_oneof![
+        3 => short_string().prop_map(Value::from),
+        1 => repeated(&["u", "ü"], 190..210).prop_map(Value::from),
+        1 => json_leaf(),
+    ];
+    sparse_object(KEYS, value.boxed())
+}
+
+/// One beacon event and the plaintext emails it carries.
+fn beacon_event() -> BoxedStrategy<(Value, Vec<String>)> {
+    const TYPES: &[&str] = &["page", "track", "identify"];
+    const BAD_TYPES: &[&str] = &["alias", "Page", "", "screen", "identify\u{0}"];
+    let kind = prop_oneof![
+        30 => select(TYPES).prop_map(Value::from),
+        3 => select(BAD_TYPES).prop_map(Value::from),
+        2 => hostile(),
+    ]
+    .prop_map(Some);
+    let title = prop_oneof![short_string(), repeated(&["t", "中", "😀"], 290..310),];
+    let email_field = prop_oneof![
+        6 => Just((None, None)),
+        3 => email().prop_map(|e| (Some(Value::from(e.clone())), Some(e))),
+        1 => hostile().prop_map(|v| (Some(v), None)),
+    ];
+    let extra = prop::option::weighted(0.2, (short_string(), json_any()));
+    (
+        (
+            field(valid_id().prop_map(Value::from).boxed(), REQUIRED),
+            kind,
+            field(beacon_ts(), OPTIONAL),
+            field(mostly_valid_name(), REQUIRED),
+            field(mostly_valid_url(), OPTIONAL),
+            field(mostly_valid_url(), OPTIONAL),
+            field(title.prop_map(Value::from).boxed(), OPTIONAL),
+        ),
+        (
+            field(utm(), OPTIONAL),
+            field(json_object(), OPTIONAL),
+            field(
+                re("[a-z0-9-]{1,20}").prop_map(Value::from).boxed(),
+                OPTIONAL,
+            ),
+            email_field,
+            field(phone(), OPTIONAL),
+            traits(),
+            extra,
+        ),
+        0u8..40,
+    )
+        .prop_map(|(a, b, shape)| {
+            let (id, kind, ts, name, url, referrer, title) = a;
+            let (utm, props, user_id, email, phone, traits, extra) = b;
+            let ((email, email_secret), (traits, trait_secrets)) = (email, traits);
+            if shape == 0 {
+                // Not an object at all.
+                return (id.unwrap_or(Value::Null), vec![]);
+            }
+            let mut o = object(vec![
+                ("id", id),
+                ("type", kind),
+                ("ts", ts),
+                ("name", name),
+                ("url", url),
+                ("ref", referrer),
+                ("title", title),
+                ("utm", utm),
+                ("props", props),
+                ("user_id", user_id),
+                ("email", email),
+                ("phone", phone),
+                ("traits", traits),
+            ]);
+            if let Some((k, v)) = extra {
+                o.insert(k, v);
+            }
+            let secrets = email_secret.into_iter().chain(trait_secrets).collect();
+            (Value::Object(o), secrets)
+        })
+        .boxed()
+}
+
+/// A beacon from site "demo" with a valid visitor (mostly) and `events` events.
+fn beacon_body(events: Range<usize>) -> BoxedStrategy<(Value, Vec<String>)> {
+    let site = prop_oneof![19 => Just(Some(json!("demo"))), 1 => field(
+        prop_oneof![re("[a-z0-9-]{1,64}"), re("[A-Za-z0-9 ]{0,70}")].prop_map(Value::from).boxed(),
+        (1, 1, 1),
+    )];
+    let vid = prop_oneof![
+        19 => valid_id().prop_map(|v| Some(Value::from(v))),
+        1 => field(re("[a-z@. ]{0,70}").prop_map(Value::from).boxed(), (1, 1, 1)),
+    ];
+    (
+        site,
+        vid,
+        field(valid_id().prop_map(Value::from).boxed(), (3, 1, 6)),
+        field(any::<bool>().prop_map(Value::from).boxed(), (3, 1, 6)),
+        vec(beacon_event(), events),
+        prop::option::weighted(0.05, hostile()),
+    )
+        .prop_map(|(site, vid, sid, consent, events, events_override)| {
+            let secrets = events.iter().flat_map(|(_, s)| s.clone()).collect();
+            let events = events_override
+                .unwrap_or_else(|| Value::Array(events.into_iter().map(|(e, _)| e).collect()));
+            let body = object(vec![
+                ("site", site),
+                ("vid", vid),
+                ("sid", sid),
+                ("consent", consent),
+                ("events", Some(events)),
+            ]);
+            (Value::Object(body), secrets)
+        })
+        .boxed()
+}
+
+#[rustfmt::skip]
+const JSON_SOUP: &[&str] = &[
+    "{", "}", "[", "]", ",", ":", "\"", "\"site\"", "\"demo\"", "\"vid\"", "\"v_abcdef12\"",
+    "\"events\"", "\"batch\"", "\"type\"", "\"page\"", "\"track\"", "\"identify\"", "\"id\"",
+    "\"messageId\"", "\"anonymousId\"", "\"e_00000001\"", "\"ts\"", "\"timestamp\"", "1e400",
+    "-1e19", "1.5", "null", "true", "0", "\\", "\\u0000", "\\ud800", " ", "\u{feff}", "é",
+];
+
+/// A valid event next to one nested far beyond serde_json's recursion limit.
+fn deeply_nested_beacon(depth: usize) -> Vec<u8> {
+    let mut body = String::from(r#"{"site":"demo","vid":"v_abcdef12","events":["#);
+    body.push_str(r#"{"id":"e_00000001","type":"page"},"#);
+    body.push_str(&"[".repeat(depth));
+    body.push_str(&"]".repeat(depth));
+    body.push_str("]}");
+    body.into_bytes()
+}
+
+/// A minimal valid beacon padded with spaces to a size around the 64 KB limit.
+fn padded_beacon() -> BoxedStrategy<Vec<u8>> {
+    let base = r#"{"site":"demo","vid":"v_abcdef12","events":[{"id":"e_00000001","type":"page"}]}"#;
+    let max = beacon::MAX_BODY_BYTES;
+    (max - 2..max + 3)
+        .prop_map(move |n| {
+            let mut b = base.as_bytes().to_vec();
+            b.resize(n, b' ');
+            b
+        })
+        .boxed()
+}
+
+fn beacon_bytes() -> BoxedStrategy<Vec<u8>> {
+    prop_oneof![
+        40 => vec(any::<u8>(), 0..256),
+        40 => soup(JSON_SOUP, 0..64).prop_map(String::into_bytes),
+        40 => (beacon_body(1..6), vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6))
+            .prop_map(|((body, _), edits)| mutate(body.to_string().into_bytes(), edits)),
+        1 => padded_beacon(),
+        1 => (1usize..32_000).prop_map(deeply_nested_beacon),
+    ]
+    .boxed()
+}
+
+#[test]
+fn fuzz_beacon() {
+    let targets = Targets::default();
+    let keys = keys();
+    let tally = Tally::default();
+    let bodies = beacon_bytes().prop_map(Body);
+    let n = targets.run("beacon/bytes", BEACON_BYTES, bodies, |body| {
+        check_beacon(&body.0, Some(&keys), &[], &tally)
+    });
+    report("beacon/bytes", n, tally.detail());
+
+    let tally = Tally::default();
+    // 1 to 60 events, mostly few: a batch's cost is its events.
+    let body = prop_oneof![3 => beacon_body(1..8), 1 => beacon_body(8..61)];
+    let strategy = (body, prop::bool::weighted(0.9));
+    let m = targets.run(
+        "beacon/structured",
+        BEACON_STRUCTURED,
+        strategy,
+        |((body, secrets), with_keys)| {
+            let bytes = body.to_string().into_bytes();
+            check_beacon(&bytes, with_keys.then_some(&keys), &secrets, &tally)
+        },
+    );
+    report("beacon/structured", m, tally.detail());
+    eprintln!("fuzz beacon: {} cases in total", n + m);
+    targets.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Signed link tokens.
+// ---------------------------------------------------------------------------------------------
+
+const LINK_KEY: &[u8] = b"link-signing-key-for-fuzzing";
+const B64URL: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The only destinations a verified token may carry.
+fn destination_ok(claims: &LinkClaims) -> bool {
+    claims.u.as_deref().is_none_or(|u| {
+        let head = u.get(..8).unwrap_or(u).to_ascii_lowercase();
+        (head.starts_with("https://") || head.starts_with("http://"))
+            && !u.chars().any(char::is_control)
+    })
+}
+
+/// HMAC pads keys of up to one block with zeros and hashes longer ones, so two keys sign alike
+/// exactly when these forms are equal. Only keys that differ here are "different keys".
+fn hmac_key_form(key: &[u8]) -> Vec<u8> {
+    let mut k = if key.len() > 64 {
+        Sha256::digest(key).to_vec()
+    } else {
+        key.to_vec()
+    };
+    while k.last() == Some(&0) {
+        k.pop();
+    }
+    k
+}
+
+fn arbitrary_token() -> BoxedStrategy<String> {
+    let claims_json = (
+        short_string(),
+        short_string(),
+        prop::option::of(url_string()),
+    )
+        .prop_map(|(m, c, u)| serde_json::to_vec(&LinkClaims { m, c, u }).unwrap_or_default());
+    prop_oneof![
+        3 => text(0..120),
+        3 => re("[A-Za-z0-9_=+/.-]{0,120}"),
+        2 => (vec(any::<u8>(), 0..96), vec(any::<u8>(), 0..20))
+            .prop_map(|(p, t)| format!("{}.{}", b64(&p), b64(&t))),
+        2 => (claims_json, vec(any::<u8>(), 16..=16))
+            .prop_map(|(p, t)| format!("{}.{}", b64(&p), b64(&t))),
+        1 => (MAX_TOKEN_CHARS - 2..MAX_TOKEN_CHARS + 40).prop_map(|n| "A".repeat(n)),
+    ]
+    .boxed()
+}
+
+fn link_claims() -> BoxedStrategy<LinkClaims> {
+    let id = prop_oneof![
+        re("msg_[a-z0-9]{1,20}"),
+        re("c_[0-9a-f]{24}"),
+        short_string()
+    ]
+    .boxed();
+    let http = (
+        select(vec!["https://", "https://", "http://", "HTTPS://"]),
+        prop_oneof![
+            re("[a-z0-9./?=&#%-]{0,60}"),
+            text(0..24),
+            repeated(&["a", "é", "/"], 2900..3200),
+        ],
+    )
+        .prop_map(|(s, rest)| format!("{s}{rest}"));
+    let other = prop_oneof![url_string(), text(0..24)];
+    (
+        id.clone(),
+        id,
+        prop_oneof![2 => Just(None), 6 => http.prop_map(Some), 2 => other.prop_map(Some)],
+    )
+        .prop_map(|(m, c, u)| LinkClaims { m, c, u })
+        .boxed()
+}
+
+fn other_key(key: Vec<u8>, how: u8, random: Vec<u8>, at: usize) -> Vec<u8> {
+    let mut k = key;
+    match how % 5 {
+        0 => random,
+        1 => {
+            let i = at % k.len();
+            k[i] ^= 1 << (at % 8);
+            k
+        }
+        2 => {
+            k.push(0);
+            k
+        }
+        3 => {
+            k.push(1);
+            k
+        }
+        _ => {
+            k.truncate(at % k.len());
+            if k.is_empty() {
+                k.push(b'k');
+            }
+            k
+        }
+    }
+}
+
+#[test]
+fn fuzz_link_tokens() {
+    let targets = Targets::default();
+    let n = targets.run("link/arbitrary", LINK_ARBITRARY, arbitrary_token(), |t| {
+        // Nobody can produce a valid tag without the key, and nothing verifies without one.
+        prop_assert_eq!(link::verify(&t, LINK_KEY), None);
+        prop_assert_eq!(link::verify(&t, b""), None);
+        Ok(())
+    });
+    report("link/arbitrary", n, "none verified".into());
+
+    let verified = Cell::new(0u64);
+    let flips = Cell::new(0u64);
+    let flips_some = Cell::new(0u64);
+    let upper_case = Cell::new(0u64);
+    let upper_case_verified = Cell::new(0u64);
+    let strategy = (
+        link_claims(),
+        vec(any::<u8>(), 1..97),
+        (any::<u8>(), vec(any::<u8>(), 1..97), any::<usize>()),
+        vec(
+            (
+                any::<usize>(),
+                prop_oneof![select(B64URL.chars().collect::<Vec<_>>()), any::<char>()],
+            ),
+            1..6,
+        ),
+        any::<usize>(),
+    );
+    let m = targets.run(
+        "link/signed",
+        LINK_SIGNED,
+        strategy,
+        |(claims, key, (how, random, at), edits, cut)| {
+            let token = link::sign(&claims, &key);
+            let got = link::verify(&token, &key);
+            let canonical = claims.u.as_deref().is_none_or(|u| {
+                (u.starts_with("https://") || u.starts_with("http://"))
+                    && !u.chars().any(char::is_control)
+            });
+            if token.len() > MAX_TOKEN_CHARS || !destination_ok(&claims) {
+                // Overlong, or a destination that is not http(s): never verified.
+                prop_assert_eq!(got, None);
+                return Ok(());
+            } else if canonical {
+                prop_assert_eq!(&got, &Some(claims.clone()), "token {}", token);
+            } else {
+                // An http(s) URL with an upper-case scheme: the claims or nothing.
+                upper_case.set(upper_case.get() + 1);
+                prop_assert!(got.is_none() || got.as_ref() == Some(&claims), "{got:?}");
+                upper_case_verified.set(upper_case_verified.get() + u64::from(got.is_some()));
+            }
+            if got.is_none() {
+                return Ok(());
+            }
+            verified.set(verified.get() + 1);
+            // Any single-character change: refused, or (only if two encodings decode to the
+            // same bytes) the very same claims. Never different claims.
+            let chars: Vec<char> = token.chars().collect();
+            for (at, replacement) in edits {
+                let mut flipped = chars.clone();
+                flipped[at % chars.len()] = replacement;
+                let flipped: String = flipped.into_iter().collect();
+                if flipped == token {
+                    continue;
+                }
+                flips.set(flips.get() + 1);
+                let r = link::verify(&flipped, &key);
+                if r.is_some() {
+                    flips_some.set(flips_some.get() + 1);
+                }
+                prop_assert!(r.is_none() || r == got, "{flipped:?} verified as {r:?}");
+            }
+            // Truncations and a trailing extra character.
+            let cut = cut % token.len();
+            let r = link::verify(&token[..cut], &key);
+            prop_assert!(r.is_none() || r == got, "prefix {cut} verified as {r:?}");
+            let r = link::verify(&format!("{token}A"), &key);
+            prop_assert!(r.is_none() || r == got, "extended token verified as {r:?}");
+            // Another key: refused unless HMAC cannot tell the keys apart.
+            let other = other_key(key.clone(), how, random, at);
+            let r = link::verify(&token, &other);
+            if hmac_key_form(&other) == hmac_key_form(&key) {
+                prop_assert_eq!(r, got);
+            } else {
+                prop_assert_eq!(r, None, "verified with another key {:?}", other);
+            }
+            Ok(())
+        },
+    );
+    report(
+        "link/signed",
+        m,
+        format!(
+            "{} verified; {} single-character edits, {} of them still verified; \
+             {} of {} upper-case http(s) schemes verified",
+            verified.get(),
+            flips.get(),
+            flips_some.get(),
+            upper_case_verified.get(),
+            upper_case.get()
+        ),
+    );
+    eprintln!("fuzz link: {} cases in total", n + m);
+    targets.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Segment-compatible ingest.
+// ---------------------------------------------------------------------------------------------
+
+fn check_segment(
+    endpoint: Endpoint,
+    body: &[u8],
+    keys: Option<&PiiKeys>,
+    secrets: &[String],
+    tally: &Tally,
+) -> Result<(), TestCaseError> {
+    let mut nonce = nonce_source();
+    let (events, rejected) = match segment::parse(endpoint, body, NOW, keys, &mut nonce) {
+        Err(e) => {
+            bump(&tally.err, 1);
+            return assert_invalid(&e);
+        }
+        Ok(r) => r,
+    };
+    prop_assert!(body.len() <= segment::MAX_BODY_BYTES);
+    if endpoint == Endpoint::Batch {
+        let sent = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|v| v.get("batch")?.as_array().map(Vec::len));
+        prop_assert_eq!(Some(events.len() + rejected.len()), sent);
+        let mut last = None;
+        for r in &rejected {
+            prop_assert!(Some(r.index) > last && Some(r.index) < sent, "{r:?}");
+            last = Some(r.index);
+        }
+    } else {
+        prop_assert_eq!(events.len(), 1);
+        prop_assert!(rejected.is_empty());
+    }
+    for e in &events {
+        let text = serde_json::to_string(e).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let lower = text.to_lowercase();
+        for s in secrets {
+            prop_assert!(!leaks(&lower, s), "plaintext {s:?} queued: {text}");
+        }
+        prop_assert!(is_valid_event_id(&e.id), "id {:?}", e.id);
+        match &e.subject {
+            Subject::Visitor(v) => prop_assert!(is_valid_visitor_id(v), "visitor {v:?}"),
+            Subject::User(index) => prop_assert!(
+                index.len() == 64 && index.bytes().all(|b| b.is_ascii_hexdigit()),
+                "user subject {index:?} is not a blind index"
+            ),
+            other => return Err(TestCaseError::fail(format!("subject {other:?}"))),
+        }
+        prop_assert!(
+            e.name == "page" || e.name == "identify" || is_valid_event_name(&e.name),
+            "name {:?}",
+            e.name
+        );
+        let size = properties_size(e);
+        prop_assert!(size <= MAX_PROPERTIES_BYTES, "properties of {size} bytes");
+        prop_assert!(
+            (NOW.0 - BACKFILL_MS..=NOW.0 + FUTURE_MS).contains(&e.occurred_at.0),
+            "occurred_at {:?}",
+            e.occurred_at
+        );
+        prop_assert_eq!(e.received_at, NOW);
+        prop_assert_eq!(&e.site, &None);
+    }
+    bump(&tally.ok, 1);
+    bump(&tally.accepted, events.len());
+    bump(&tally.rejected, rejected.len());
+    Ok(())
+}
+
+fn segment_timestamp() -> BoxedStrategy<Value> {
+    const BAD: &[&str] = &[
+        "2026-13-01T00:00:00Z",
+        "yesterday",
+        "",
+        "9999-12-31T23:59:59Z",
+        "0000-01-01T00:00:00Z",
+        "2026-06-17T10:00:00",
+        "2026-06-17 10:00:00Z",
+        "2026-06-17T10:00:00+25:00",
+        "2026-06-17T10:00:00.123456789123Z",
+    ];
+    let near = (-91 * Millis::DAY..6 * Millis::MINUTE)
+        .prop_map(|off| Value::from(Millis(NOW.0 + off).rfc3339()));
+    prop_oneof![6 => near, 1 => select(BAD).prop_map(Value::from)].boxed()
+}
+
+/// User ids whose plaintext must never reach the queue.
+fn user_id() -> BoxedStrategy<String> {
+    const SHAPES: &[&str] = &[
+        "fuzz:user:{n}",
+        " fuzz:user:{n} ",
+        "用户:fuzz:{n}",
+        "fuzz:user:{n}\u{1}",
+        "fuzz.user.{n}@example.org",
+    ];
+    (select(SHAPES), 0u32..1_000_000, prop::bool::weighted(0.1))
+        .prop_map(|(shape, n, long)| {
+            let id = shape.replace("{n}", &n.to_string());
+            if long {
+                format!("{id}:{}", "x".repeat(130))
+            } else {
+                id
+            }
+        })
+        .boxed()
+}
+
+fn segment_context() -> BoxedStrategy<Value> {
+    let page = (
+        field(url_string().prop_map(Value::from).boxed(), OPTIONAL),
+        field(url_string().prop_map(Value::from).boxed(), OPTIONAL),
+        field(short_string().prop_map(Value::from).boxed(), OPTIONAL),
+        field(re("/[a-z/]{0,20}").prop_map(Value::from).boxed(), OPTIONAL),
+    )
+        .prop_map(|(url, referrer, title, path)| {
+            Value::Object(object(vec![
+                ("url", url),
+                ("referrer", referrer),
+                ("title", title),
+                ("path", path),
+            ]))
+        });
+    let campaign = sparse_object(
+        &["source", "medium", "name", "term", "content", "junk"],
+        prop_oneof![3 => short_string().prop_map(Value::from), 1 => json_leaf()].boxed(),
+    );
+    (field(page.boxed(), OPTIONAL), field(campaign, OPTIONAL))
+        .prop_map(|(page, campaign)| {
+            Value::Object(object(vec![("page", page), ("campaign", campaign)]))
+        })
+        .boxed()
+}
+
+/// One Segment message and the plaintexts (user id, trait email) it carries.
+fn segment_message() -> BoxedStrategy<(Value, Vec<String>)> {
+    const TYPES: &[&str] = &["track", "identify", "page", "screen"];
+    const BAD_TYPES: &[&str] = &["alias", "group", "", "TRACK"];
+    let kind = prop_oneof![
+        30 => select(TYPES).prop_map(Value::from),
+        3 => select(BAD_TYPES).prop_map(Value::from),
+        2 => hostile(),
+    ]
+    .prop_map(Some);
+    let message_id = prop_oneof![
+        4 => valid_id().prop_map(Value::from),
+        2 => text(0..24).prop_map(Value::from),
+        1 => hostile(),
+    ];
+    let anonymous_id = prop_oneof![
+        6 => valid_id().prop_map(|v| Some(Value::from(v))),
+        1 => Just(Some(Value::from(""))),
+        1 => re("[a-z@. ]{0,70}").prop_map(|v| Some(Value::from(v))),
+        1 => hostile().prop_map(Some),
+        4 => Just(None),
+    ];
+    let user = prop_oneof![
+        6 => user_id().prop_map(|u| (Some(Value::from(u.clone())), Some(u))),
+        1 => Just((Some(Value::from("")), None)),
+        1 => hostile().prop_map(|v| (Some(v), None)),
+        4 => Just((None, None)),
+    ];
+    let extra = prop::option::weighted(0.2, (short_string(), json_any()));
+    (
+        (
+            kind,
+            prop_oneof![20 => message_id.prop_map(Some), 1 => Just(None)],
+            anonymous_id,
+            user,
+            field(segment_timestamp(), OPTIONAL),
+            field(segment_timestamp(), (1, 1, 8)),
+        ),
+        (
+            field(mostly_valid_name(), REQUIRED),
+            field(short_string().prop_map(Value::from).boxed(), OPTIONAL),
+            field(json_object(), OPTIONAL),
+            field(segment_context(), OPTIONAL),
+            traits(),
+            extra,
+        ),
+    )
+        .prop_map(|(a, b)| {
+            let (kind, message_id, anonymous_id, (user, user_secret), timestamp, original) = a;
+            let (event, name, properties, context, (traits, trait_secrets), extra) = b;
+            let mut o = object(vec![
+                ("type", kind),
+                ("messageId", message_id),
+                ("anonymousId", anonymous_id),
+                ("userId", user),
+                ("timestamp", timestamp),
+                ("originalTimestamp", original),
+                ("event", event),
+                ("name", name),
+                ("properties", properties),
+                ("context", context),
+                ("traits", traits),
+            ]);
+            if let Some((k, v)) = extra {
+                o.insert(k, v);
+            }
+            let secrets = user_secret.into_iter().chain(trait_secrets).collect();
+            (Value::Object(o), secrets)
+        })
+        .boxed()
+}
+
+fn endpoint() -> BoxedStrategy<Endpoint> {
+    select(vec![
+        Endpoint::Track,
+        Endpoint::Identify,
+        Endpoint::Page,
+        Endpoint::Batch,
+    ])
+    .boxed()
+}
+
+/// A request for an endpoint: one message, or `{"batch": [...]}` for Batch.
+fn segment_request(batch: Range<usize>) -> BoxedStrategy<(Endpoint, Value, Vec<String>)> {
+    let single = (
+        select(vec![Endpoint::Track, Endpoint::Identify, Endpoint::Page]),
+        segment_message(),
+    )
+        .prop_map(|(endpoint, (m, secrets))| (endpoint, m, secrets));
+    let many = (
+        vec(segment_message(), batch),
+        prop::option::weighted(0.03, hostile()),
+    )
+        .prop_map(|(messages, batch_override)| {
+            let secrets = messages.iter().flat_map(|(_, s)| s.clone()).collect();
+            let batch = batch_override
+                .unwrap_or_else(|| Value::Array(messages.into_iter().map(|(m, _)| m).collect()));
+            (Endpoint::Batch, json!({ "batch": batch }), secrets)
+        });
+    prop_oneof![1 => single, 2 => many].boxed()
+}
+
+fn segment_bytes() -> BoxedStrategy<(Endpoint, Vec<u8>)> {
+    let padded = (segment::MAX_BODY_BYTES - 2..segment::MAX_BODY_BYTES + 3).prop_map(|n| {
+        let message =
+            r#"{"type":"track","messageId":"m-00000001","anonymousId":"anon-00001","event":"x"}"#;
+        let mut b = format!(r#"{{"batch":[{message}]}}"#).into_bytes();
+        b.resize(n, b' ');
+        b
+    });
+    (
+        endpoint(),
+        prop_oneof![
+            40 => vec(any::<u8>(), 0..256),
+            40 => soup(JSON_SOUP, 0..64).prop_map(String::into_bytes),
+            40 => (segment_request(1..6), vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6))
+                .prop_map(|((_, body, _), edits)| mutate(body.to_string().into_bytes(), edits)),
+            1 => padded,
+        ],
+    )
+        .boxed()
+}
+
+#[test]
+fn fuzz_segment() {
+    let targets = Targets::default();
+    let keys = keys();
+    let tally = Tally::default();
+    let n = targets.run(
+        "segment/bytes",
+        SEGMENT_BYTES,
+        segment_bytes().prop_map(|(endpoint, body)| (endpoint, Body(body))),
+        |(endpoint, body)| check_segment(endpoint, &body.0, Some(&keys), &[], &tally),
+    );
+    report("segment/bytes", n, tally.detail());
+
+    let tally = Tally::default();
+    let strategy = (segment_request(1..31), prop::bool::weighted(0.9));
+    let m = targets.run(
+        "segment/structured",
+        SEGMENT_STRUCTURED,
+        strategy,
+        |((endpoint, body, secrets), with_keys)| {
+            let bytes = body.to_string().into_bytes();
+            check_segment(
+                endpoint,
+                &bytes,
+                with_keys.then_some(&keys),
+                &secrets,
+                &tally,
+            )
+        },
+    );
+    report("segment/structured", m, tally.detail());
+    eprintln!("fuzz segment: {} cases in total", n + m);
+    targets.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. The bot classifier.
+// ---------------------------------------------------------------------------------------------
+
+#[rustfmt::skip]
+const UA_SOUP: &[&str] = &[
+    "Mozilla/5.0", "mozilla/5.0", " (", ")", "; ", "Windows NT 10.0", "AppleWebKit/537.36",
+    "Chrome/124.0.0.0", "Safari/537.36", "bot", "Bot", "BOT", "bots", "spider", "crawl", "scan",
+    "slurp", "cubot", "CUBOT", "_P30", "Googlebot/2.1", "HeadlessChrome", "prefetch", "Prefetch",
+    "prerender", "preview", "WhatsApp/2.23", "whatsapp", "ms-office", "Microsoft Outlook",
+    "GoogleImageProxy", "curl/8", "s", " ", "\t", "\u{0}", "é", "中文", "😀", "\u{feff}", "\u{85}",
+    "\u{a0}", "\u{3000}",
+];
+
+const BROWSERS: &[&str] = &[
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "Mozilla/5.0 (Linux; Android 8.0.0; CUBOT_P20) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/70.0.3538.110 Mobile Safari/537.36",
+    "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.4266; Pro)",
+    "Mozilla/5.0 (Linux; Android 12; M2102J2SC Build/SKQ1.211006.001; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/75.0.3770.156 Mobile Safari/537.36 aweme_210600 JsSdk/1.0 NetType/4G",
+];
+
+fn user_agent() -> BoxedStrategy<Option<String>> {
+    prop_oneof![
+        1 => Just(None),
+        3 => text(0..64).prop_map(Some),
+        6 => soup(UA_SOUP, 0..24).prop_map(Some),
+        4 => (soup(UA_SOUP, 0..3), select(BROWSERS), soup(UA_SOUP, 0..3))
+            .prop_map(|(a, b, c)| Some(format!("{a}{b}{c}"))),
+        1 => repeated(&["a", "é", "中", "😀", " ", "bot", "Mozilla/5.0 "], 100..1100)
+            .prop_map(Some),
+        1 => vec(any::<u8>(), 0..200).prop_map(|b| Some(lossy(b))),
+    ]
+    .boxed()
+}
+
+/// `Sec-Purpose`, `X-Moz` and `From` values: mostly absent, else real values or junk.
+fn other_header() -> BoxedStrategy<Option<String>> {
+    const VALUES: &[&str] = &[
+        "prefetch",
+        "prefetch;prerender",
+        "Prefetch;anonymous-client-ip",
+        "preview",
+        "navigate",
+        "",
+        " ",
+        "PREFETCH",
+        "bot@example.com",
+    ];
+    prop_oneof![
+        8 => Just(None),
+        2 => select(VALUES).prop_map(|v| Some(v.to_string())),
+        2 => soup(UA_SOUP, 0..6).prop_map(Some),
+        1 => text(0..32).prop_map(Some),
+        1 => (soup(UA_SOUP, 0..2), 100usize..160)
+            .prop_map(|(v, n)| Some(format!("{}{v}", " ".repeat(n)))),
+    ]
+    .boxed()
+}
+
+fn hints(h: &[Option<String>; 4]) -> ClientHints<'_> {
+    ClientHints {
+        user_agent: h[0].as_deref(),
+        purpose: h[1].as_deref(),
+        x_moz: h[2].as_deref(),
+        from: h[3].as_deref(),
+    }
+}
+
+/// Whether a `Sec-Purpose` or `X-Moz` value names one of the documented speculative-load
+/// tokens, within the 128 bytes the classifier reads of these headers.
+fn says_prefetch(value: Option<&str>, tokens: &[&str]) -> bool {
+    value.is_some_and(|v| {
+        let v = v.to_ascii_lowercase();
+        v.len() <= 128 && tokens.iter().any(|t| v.contains(t))
+    })
+}
+
+#[test]
+fn fuzz_bot_classifier() {
+    let targets = Targets::default();
+    let machines = Cell::new(0u64);
+    let n = targets.run(
+        "bot/hints",
+        BOT_HINTS,
+        (user_agent(), other_header(), other_header(), other_header()),
+        |(ua, purpose, x_moz, from)| {
+            let h = [ua, purpose, x_moz, from];
+            let t = classify(&hints(&h));
+            machines.set(machines.get() + u64::from(t.is_machine()));
+            prop_assert_eq!(classify(&hints(&h)), t, "not deterministic");
+            // Rules match whatever ASCII case the client sent.
+            for case in [
+                str::to_ascii_uppercase as fn(&str) -> String,
+                str::to_ascii_lowercase,
+            ] {
+                let flipped = h.clone().map(|v| v.map(|s| case(&s)));
+                prop_assert_eq!(classify(&hints(&flipped)), t, "case changed the verdict");
+            }
+            if says_prefetch(h[1].as_deref(), &["prefetch", "prerender", "preview"])
+                || says_prefetch(h[2].as_deref(), &["prefetch"])
+            {
+                prop_assert_eq!(t, Traffic::Prefetch);
+            } else {
+                let ua = h[0].as_deref().unwrap_or("").trim();
+                if ua.is_empty() || ua.len() > 1024 {
+                    prop_assert_eq!(t, Traffic::Crawler, "missing, blank or oversized UA");
+                }
+            }
+            Ok(())
+        },
+    );
+    report(
+        "bot/hints",
+        n,
+        format!("{} classified as machines", machines.get()),
+    );
+    targets.finish();
+}
+
+/// The plan, printed once (the `const` assertion at the top keeps it at one million or more).
+#[test]
+fn case_counts() {
+    for (target, cases) in [
+        ("pixel/arbitrary", PIXEL_ARBITRARY),
+        ("pixel/structured", PIXEL_STRUCTURED),
+        ("beacon/bytes", BEACON_BYTES),
+        ("beacon/structured", BEACON_STRUCTURED),
+        ("link/arbitrary", LINK_ARBITRARY),
+        ("link/signed", LINK_SIGNED),
+        ("segment/bytes", SEGMENT_BYTES),
+        ("segment/structured", SEGMENT_STRUCTURED),
+        ("bot/hints", BOT_HINTS),
+    ] {
+        eprintln!("fuzz plan {target}: {cases} cases");
+    }
+    eprintln!("fuzz plan: {TOTAL_CASES} cases across all targets");
+}
