@@ -143,6 +143,7 @@ percent from run to run here; they are given for context only.
 | 2. engine events per D1 round trip (mean / median) | – | $ENG_LOAD_MEAN / $ENG_LOAD_MEDIAN | – | ≥ 50 | $(ge "$ENG_LOAD_MEAN" 50) |
 | 3. core beacon events/s, one thread | $(int "$core_beacon_json_events_per_s") | $(int "$core_beacon_events_per_s") | $CORE_RATIO | ≥ 200,000 events/s | $(ge "$core_beacon_events_per_s" 200000) |
 | 4. track Wasm, gzip -9 | $(kb "$GIF_WASM_GZ") | $(kb "$TRACK_WASM_GZ") | $SIZE_RATIO | ≤ 300 KB | $(le "$TRACK_WASM_GZ" 300000) |
+| 5. scoring rule checks/s, one thread (the seeded model × the beacons' events) | – | $(int "${core_rule_checks_per_s:-0}") | – | ≥ 1,000,000 | $(ge "${core_rule_checks_per_s:-0}" 1000000) |
 
 ## 1. track over HTTP vs a minimal worker
 

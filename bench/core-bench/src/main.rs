@@ -389,7 +389,40 @@ fn main() {
         events
     });
 
+    // --- scoring rules (issue: rule evaluation ≥ 1,000,000 rule checks/s) -------------------
+    // Every rule of the model checked against every event of the beacons: a check is one
+    // rule's event-name match plus, when it matches, its conditions.
+    let rule_events: Vec<kindling::event::Event> = bodies
+        .iter()
+        .flat_map(|body| {
+            beacon::parse(body, NOW, Some(&keys), &mut nonce)
+                .expect("valid")
+                .messages
+                .into_iter()
+                .filter_map(|m| match m {
+                    IngestMessage::Event(e) => Some(e),
+                    _ => None,
+                })
+        })
+        .collect();
+    let rules_rate = match scoring {
+        Some(m) => measure_if("rules", &only, || {
+            let mut checks = 0;
+            for e in &rule_events {
+                for r in &m.rules {
+                    let hit = r.event.as_deref() == Some(e.name.as_str())
+                        && kindling::scoring::rules::all_hold(&r.conditions, &e.properties);
+                    black_box(hit);
+                    checks += 1;
+                }
+            }
+            checks
+        }),
+        None => 0.0,
+    };
+
     let out = [
+        ("core_rule_checks_per_s", rules_rate),
         ("core_beacon_events_per_s", beacon_rate),
         ("core_beacon_json_events_per_s", json_rate),
         ("core_beacon_full_events_per_s", full_rate),
