@@ -279,3 +279,63 @@ pub fn a_customer_becomes_new_then_dormant_in_virtual_time(s: &Stack) -> Result<
     assert_eq!(count(s, &id, "lifecycle.dormant"), 1);
     Ok(())
 }
+
+/// A model change rescores history on the cron: page views re-counted under the new rule.
+pub fn a_model_change_rescores_history_on_the_cron(s: &Stack) -> Result<(), Failed> {
+    let vid = fresh_visitor("rescore");
+    let events: Vec<Value> = (0..7)
+        .map(|i| json!({"id": format!("{vid}_{i}"), "type": "page", "url": "http://127.0.0.1:8080/"}))
+        .collect();
+    assert_eq!(
+        beacon(
+            s,
+            &json!({"site": "demo", "vid": vid, "events": events}),
+            &[]
+        )
+        .status,
+        202
+    );
+    let c = eventually("the contact", || contact(s, &vid));
+    let id = c["id"].as_str().unwrap_or_default().to_string();
+    wait_score(s, &id, 10);
+
+    let auth = format!("Bearer {TOKEN}");
+    let seeded = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/config/scoring.json"))?;
+    let mut model: Value = serde_json::from_slice(&seeded)?;
+    model["rules"][0]["points"] = json!(3);
+    model["rules"][0]["repeat"] = json!("unlimited");
+    let put = |body: &[u8]| {
+        request(
+            "PUT",
+            &format!("{}/v1/scoring", s.api()),
+            &[("Authorization", &auth)],
+            Some(body),
+        )
+    };
+    assert_eq!(put(model.to_string().as_bytes()).status, 200);
+    let rescored = eventually("the rescoring", || {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        get(&format!(
+            "{}/cdn-cgi/handler/scheduled?cron=*/5+*+*+*+*&time={now_ms}",
+            s.engine()
+        ));
+        let v = score(s, &id);
+        (v["score"] == 21).then_some(v)
+    });
+    let ledger = rescored["ledger"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        ledger.len(),
+        7,
+        "each page view once, under the new version"
+    );
+    assert!(ledger.iter().all(|l| l["delta"] == 3));
+    assert_eq!(
+        put(&seeded).status,
+        200,
+        "the seeded model back for the tests after this one"
+    );
+    Ok(())
+}

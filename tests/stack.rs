@@ -64,6 +64,7 @@ fn trials(stack: Option<Arc<Stack>>) -> Vec<Trial> {
         scoring::a_lead_is_scored_promoted_and_decayed_as_specified,
         scoring::invalid_models_are_refused_and_the_active_one_stays,
         scoring::a_customer_becomes_new_then_dormant_in_virtual_time,
+        scoring::a_model_change_rescores_history_on_the_cron,
         // Last: searches everything the tests above stored for plaintext PII.
         tracking::no_plaintext_pii_in_local_storage_or_logs,
     ];

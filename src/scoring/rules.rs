@@ -35,6 +35,67 @@ pub fn attribute_awards<'m>(model: &'m Model, attributes: &Map<String, Value>) -
         .collect()
 }
 
+/// One ledger line a recomputation writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub rule_id: String,
+    pub award_key: String,
+    pub event_id: String,
+    pub dimension: &'static str,
+    pub delta: i64,
+    pub day: String,
+    pub at: crate::Millis,
+}
+
+/// The points a contact's history earns under `model`, replaying its events in time order with
+/// the repeat policies applied in memory — the same outcome the ingest path reaches in SQL.
+/// `day_of` maps an instant to its scoring day.
+pub fn replay<'e>(
+    model: &Model,
+    events: impl IntoIterator<Item = (&'e str, &'e str, &'e Map<String, Value>, crate::Millis)>,
+    day_of: impl Fn(crate::Millis) -> String,
+) -> Vec<Line> {
+    use super::model::Repeat;
+    use std::collections::HashMap;
+    let mut per_day: HashMap<(&str, String), u32> = HashMap::new();
+    let mut once: std::collections::HashSet<&str> = Default::default();
+    let mut out = Vec::new();
+    for (id, name, props, at) in events {
+        let mut awards = event_awards(model, name, props);
+        if name == "identify" {
+            awards.extend(attribute_awards(model, props));
+        }
+        for a in awards {
+            let day = day_of(at);
+            let key = match a.rule.repeat {
+                Repeat::Once if !once.insert(a.rule.id.as_str()) => continue,
+                Repeat::Once => "once".to_string(),
+                Repeat::Unlimited => id.to_string(),
+                Repeat::MaxPerDay(n) => {
+                    let c = per_day
+                        .entry((a.rule.id.as_str(), day.clone()))
+                        .or_insert(0);
+                    if *c >= n {
+                        continue;
+                    }
+                    *c += 1;
+                    id.to_string()
+                }
+            };
+            out.push(Line {
+                rule_id: a.rule.id.clone(),
+                award_key: key,
+                event_id: id.to_string(),
+                dimension: a.rule.dimension.as_str(),
+                delta: a.rule.points,
+                day,
+                at,
+            });
+        }
+    }
+    out
+}
+
 pub fn all_hold(conditions: &[Condition], fields: &Map<String, Value>) -> bool {
     conditions.iter().all(|c| holds(c, fields.get(&c.field)))
 }

@@ -350,6 +350,142 @@ pub async fn ledger(db: &impl Db, workspace: &str, contact_id: &str) -> Result<S
     })
 }
 
+const START_RECOMPUTE: &str =
+    "INSERT INTO scoring_recompute (workspace, model_version, cursor, contacts_done, started_at) \
+    VALUES (?1, (SELECT max(version) FROM scoring_models WHERE workspace = ?1), '', 0, ?2) \
+    ON CONFLICT (workspace) DO UPDATE SET model_version = excluded.model_version, cursor = '', \
+      contacts_done = 0, started_at = excluded.started_at, finished_at = NULL";
+const RECOMPUTE_STATE: &str = "SELECT model_version, cursor FROM scoring_recompute \
+    WHERE workspace = ?1 AND finished_at IS NULL";
+const RECOMPUTE_PAGE: &str = "SELECT id FROM contacts WHERE workspace = ?1 AND id > ?2 \
+    AND merged_into IS NULL ORDER BY id LIMIT ?3";
+// Internal events (lead.*, lifecycle.*) are outcomes of scoring, not inputs to it.
+const RECOMPUTE_EVENTS: &str = "SELECT contact_id, id, name, properties, occurred_at FROM events \
+    WHERE workspace = ?1 AND contact_id IN (SELECT id FROM contacts WHERE workspace = ?1 AND id > ?2 \
+      AND merged_into IS NULL ORDER BY id LIMIT ?3) \
+      AND name NOT LIKE 'lead.%' AND name NOT LIKE 'lifecycle.%' \
+    ORDER BY contact_id, occurred_at, id";
+// Decay lines stay: they record what inactivity took, under the model of their time.
+const CLEAR_AWARDS: &str =
+    "DELETE FROM points WHERE workspace = ?1 AND contact_id = ?2 AND rule_id <> 'decay'";
+const WRITE_LINE: &str = "INSERT OR IGNORE INTO points \
+    (workspace, contact_id, rule_id, award_key, event_id, model_version, dimension, delta, day, awarded_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+const ADVANCE: &str =
+    "UPDATE scoring_recompute SET cursor = max(cursor, ?2), contacts_done = contacts_done + ?3 \
+    WHERE workspace = ?1 AND model_version = ?4";
+const FINISH: &str = "UPDATE scoring_recompute SET finished_at = ?2 WHERE workspace = ?1 AND model_version = ?3 AND finished_at IS NULL";
+
+/// One bounded page of the recomputation after a model change: for up to `limit` contacts,
+/// the ledger's awards are replaced by what their history earns under `model` (no double
+/// counting: the old awards go in the same batch), scores refreshed, thresholds applied.
+/// Returns how many contacts it did; 0 when there is nothing to do.
+pub async fn recompute_pass(
+    db: &impl Db,
+    model: &Model,
+    workspace: &str,
+    now: Millis,
+    limit: u32,
+) -> Result<usize, Error> {
+    let state = db
+        .query(&Statement::new(RECOMPUTE_STATE, vec![workspace.into()]))
+        .await?;
+    let Some(row) = state.first() else {
+        return Ok(0);
+    };
+    // engine may still hold the previous model for a minute; the walk waits for it.
+    if row.int("model_version") != Some(i64::from(model.version)) {
+        return Ok(0);
+    }
+    let cursor = row.text("cursor").unwrap_or_default();
+    let page = vec![
+        workspace.into(),
+        cursor.as_str().into(),
+        i64::from(limit).into(),
+    ];
+    let ids: Vec<String> = db
+        .query(&Statement::new(RECOMPUTE_PAGE, page.clone()))
+        .await?
+        .iter()
+        .filter_map(|r| r.text("id"))
+        .collect();
+    let version = i64::from(model.version);
+    if ids.is_empty() {
+        db.execute(&Statement::new(
+            FINISH,
+            vec![workspace.into(), now.into(), version.into()],
+        ))
+        .await?;
+        return Ok(0);
+    }
+    let events = db.query(&Statement::new(RECOMPUTE_EVENTS, page)).await?;
+    let parsed: Vec<(
+        String,
+        String,
+        String,
+        serde_json::Map<String, serde_json::Value>,
+        Millis,
+    )> = events
+        .iter()
+        .map(|r| {
+            (
+                r.text("contact_id").unwrap_or_default(),
+                r.text("id").unwrap_or_default(),
+                r.text("name").unwrap_or_default(),
+                r.text("properties")
+                    .and_then(|p| serde_json::from_str(&p).ok())
+                    .unwrap_or_default(),
+                Millis(r.int("occurred_at").unwrap_or(0)),
+            )
+        })
+        .collect();
+    let mut stmts = Vec::new();
+    for id in &ids {
+        let history = parsed
+            .iter()
+            .filter(|e| &e.0 == id)
+            .map(|e| (e.1.as_str(), e.2.as_str(), &e.3, e.4));
+        let lines = crate::scoring::rules::replay(model, history, scoring_day);
+        stmts.push(Statement::new(
+            CLEAR_AWARDS,
+            vec![workspace.into(), id.as_str().into()],
+        ));
+        for l in lines {
+            stmts.push(Statement::new(
+                WRITE_LINE,
+                vec![
+                    workspace.into(),
+                    id.as_str().into(),
+                    l.rule_id.into(),
+                    l.award_key.into(),
+                    l.event_id.into(),
+                    version.into(),
+                    l.dimension.into(),
+                    l.delta.into(),
+                    l.day.into(),
+                    l.at.into(),
+                ],
+            ));
+        }
+        let subject = vec![workspace.into(), "".into(), "".into(), id.as_str().into()];
+        stmts.push(Statement::new(refresh_sql(), subject.clone()));
+        stmts.extend(promote(model.thresholds.mql, "mql", 2, now, &subject));
+        stmts.extend(promote(model.thresholds.sql, "sql", 3, now, &subject));
+    }
+    let last = ids.last().cloned().unwrap_or_default();
+    stmts.push(Statement::new(
+        ADVANCE,
+        vec![
+            workspace.into(),
+            last.into(),
+            (ids.len() as i64).into(),
+            version.into(),
+        ],
+    ));
+    db.batch(&stmts).await?;
+    Ok(ids.len())
+}
+
 const SAVE_MODEL: &str = "INSERT INTO scoring_models (workspace, version, document, created_at) \
     VALUES (?1, (SELECT COALESCE(max(version), 0) + 1 FROM scoring_models WHERE workspace = ?1), ?2, ?3)";
 const ACTIVE_MODEL: &str = "SELECT version, document FROM scoring_models WHERE workspace = ?1 \
@@ -367,6 +503,13 @@ pub async fn save_model(
     db.execute(&Statement::new(
         SAVE_MODEL,
         vec![workspace.into(), doc.into(), now.into()],
+    ))
+    .await?;
+    // Every contact's score is recomputed from history under the new version, page by page on
+    // the cron (`recompute_pass`); a newer model restarts the walk.
+    db.execute(&Statement::new(
+        START_RECOMPUTE,
+        vec![workspace.into(), now.into()],
     ))
     .await?;
     active_model(db, workspace)

@@ -760,3 +760,118 @@ mod lifecycle_flow {
         assert_eq!(transitions, 4);
     }
 }
+
+mod recompute {
+    use super::*;
+    use crate::scoring::Model;
+    use crate::store::scoring::{active_model, recompute_pass, save_model};
+    use serde_json::json;
+
+    const T0: i64 = 1_781_740_800_000;
+
+    fn seeded() -> Model {
+        let text =
+            std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/config/scoring.json")).unwrap();
+        Model::parse(&text).unwrap()
+    }
+
+    fn page_of(vid: &str, i: i64) -> IngestMessage {
+        IngestMessage::Event(Event {
+            id: format!("{vid}_{i}"),
+            workspace: DEFAULT_WORKSPACE.into(),
+            site: Some("demo".into()),
+            subject: Subject::Visitor(vid.into()),
+            session_id: None,
+            name: if i == 0 {
+                "webinar_attended".into()
+            } else {
+                "page".into()
+            },
+            properties: json!({"url": "https://a.example/cases/1"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            claims: Default::default(),
+            occurred_at: Millis(T0 + i * 1000),
+            received_at: Millis(T0 + i * 1000),
+        })
+    }
+
+    fn scores(db: &Sqlite) -> Vec<(i64, String)> {
+        let conn = db.connection();
+        let mut s = conn
+            .prepare("SELECT score, lead_status FROM contacts ORDER BY id")
+            .unwrap();
+        s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    #[test]
+    fn a_new_model_rescoring_history_in_pages_without_double_counting() {
+        let db = Sqlite::open_with_project_schema().unwrap();
+        let v1 = block_on(save_model(&db, DEFAULT_WORKSPACE, &seeded(), Millis(T0))).unwrap();
+        // Three contacts, each a webinar (+10) and 7 page views (5 counted a day: +10).
+        for vid in ["v_recompute_a", "v_recompute_b", "v_recompute_c"] {
+            let batch: Vec<_> = (0..8).map(|i| page_of(vid, i)).collect();
+            block_on(db.batch(&ingest::batch_statements(&batch, Some(&v1)))).unwrap();
+        }
+        assert_eq!(scores(&db), vec![(20, "mql".to_string()); 3]);
+
+        // Page views now count +3 with no daily cap.
+        let mut doc = seeded();
+        doc.rules[0].points = 3;
+        doc.rules[0].repeat = crate::scoring::Repeat::Unlimited;
+        let v2 = block_on(save_model(&db, DEFAULT_WORKSPACE, &doc, Millis(T0 + 1))).unwrap();
+        assert_eq!(v2.version, 2);
+        assert_eq!(
+            block_on(recompute_pass(
+                &db,
+                &v1,
+                DEFAULT_WORKSPACE,
+                Millis(T0 + 2),
+                2
+            ))
+            .unwrap(),
+            0,
+            "waits for the new model"
+        );
+        let now = Millis(T0 + 3);
+        assert_eq!(
+            block_on(recompute_pass(&db, &v2, DEFAULT_WORKSPACE, now, 2)).unwrap(),
+            2
+        );
+        assert_eq!(
+            block_on(recompute_pass(&db, &v2, DEFAULT_WORKSPACE, now, 2)).unwrap(),
+            1
+        );
+        assert_eq!(
+            block_on(recompute_pass(&db, &v2, DEFAULT_WORKSPACE, now, 2)).unwrap(),
+            0
+        );
+        // 10 + 7 × 3 = 31 each, counted once, all under version 2.
+        assert_eq!(scores(&db), vec![(31, "mql".to_string()); 3]);
+        let old: i64 = db
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM points WHERE model_version = 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0);
+        assert_eq!(
+            block_on(active_model(&db, DEFAULT_WORKSPACE))
+                .unwrap()
+                .unwrap()
+                .version,
+            2
+        );
+        // Finished: later passes do nothing.
+        assert_eq!(
+            block_on(recompute_pass(&db, &v2, DEFAULT_WORKSPACE, now, 2)).unwrap(),
+            0
+        );
+    }
+}

@@ -61,6 +61,9 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
 const DECAY_PAGE: u32 = 200;
 /// Pages per tick, so one tick stays far from its CPU limit; the next tick goes on.
 const DECAY_PAGES_PER_TICK: usize = 50;
+/// Contacts rescored from history per D1 round trip after a model change, and pages per tick.
+const RECOMPUTE_PAGE: u32 = 50;
+const RECOMPUTE_PAGES_PER_TICK: usize = 20;
 /// Contacts whose life-cycle stage is due, per D1 round trip, and pages per tick.
 const STAGE_PAGE: u32 = 100;
 const STAGE_PAGES_PER_TICK: usize = 50;
@@ -73,7 +76,16 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
         .map_err(|e| kindling::Error::Store(e.to_string()))?);
     let first = ops::record_cron_run(&db, cron, now).await?;
     let mut decayed = 0;
+    let mut rescored = 0;
     if let Some(model) = model::active(env).await {
+        for _ in 0..RECOMPUTE_PAGES_PER_TICK {
+            let n = scoring::recompute_pass(&db, &model, DEFAULT_WORKSPACE, now, RECOMPUTE_PAGE)
+                .await?;
+            rescored += n;
+            if n < RECOMPUTE_PAGE as usize || worker::signal::is_near_cpu_limit() {
+                break;
+            }
+        }
         for _ in 0..DECAY_PAGES_PER_TICK {
             let n = scoring::decay_pass(&db, &model, DEFAULT_WORKSPACE, now, DECAY_PAGE).await?;
             decayed += n;
@@ -91,7 +103,7 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
         }
     }
     console_log!(
-        "cron {cron} at {} (first run for this time: {first}); decayed {decayed}, staged {staged} contacts",
+        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged} contacts",
         now.rfc3339()
     );
     Ok(())

@@ -7,7 +7,8 @@ use std::cell::RefCell;
 use worker::Env;
 
 pub const KV_KEY: &str = "scoring:active";
-const TTL_MS: i64 = 60 * Millis::SECOND;
+// Short: a model change should reach scoring (and its recomputation) within seconds.
+const TTL_MS: i64 = 10 * Millis::SECOND;
 const SEEDED: &str = include_str!("../../../config/scoring.json");
 
 thread_local! {
