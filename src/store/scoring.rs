@@ -376,6 +376,15 @@ const ADVANCE: &str =
     WHERE workspace = ?1 AND model_version = ?4";
 const FINISH: &str = "UPDATE scoring_recompute SET finished_at = ?2 WHERE workspace = ?1 AND model_version = ?3 AND finished_at IS NULL";
 
+/// An event as a recomputation replays it: contact, id, name, properties, time.
+type HistoryRow = (
+    String,
+    String,
+    String,
+    serde_json::Map<String, serde_json::Value>,
+    Millis,
+);
+
 /// One bounded page of the recomputation after a model change: for up to `limit` contacts,
 /// the ledger's awards are replaced by what their history earns under `model` (no double
 /// counting: the old awards go in the same batch), scores refreshed, thresholds applied.
@@ -419,13 +428,7 @@ pub async fn recompute_pass(
         return Ok(0);
     }
     let events = db.query(&Statement::new(RECOMPUTE_EVENTS, page)).await?;
-    let parsed: Vec<(
-        String,
-        String,
-        String,
-        serde_json::Map<String, serde_json::Value>,
-        Millis,
-    )> = events
+    let parsed: Vec<HistoryRow> = events
         .iter()
         .map(|r| {
             (
