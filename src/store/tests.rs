@@ -7,21 +7,30 @@ use crate::identity::anonymous_contact_id;
 use crate::site::Site;
 use crate::time::Millis;
 
-fn page(id: &str, vid: &str, url: &str, at: i64) -> IngestMessage {
-    let mut properties = serde_json::Map::new();
-    properties.insert("url".into(), url.into());
-    IngestMessage::Event(Event {
+/// An event as ingress would have accepted it, from visitor `vid`.
+fn visit(id: &str, vid: &str, name: &str, at: i64, props: serde_json::Value) -> Event {
+    Event {
         id: id.into(),
         workspace: DEFAULT_WORKSPACE.into(),
         site: Some("demo".into()),
         subject: Subject::Visitor(vid.into()),
         session_id: None,
-        name: "page".into(),
-        properties,
+        name: name.into(),
+        properties: props.as_object().cloned().unwrap_or_default(),
         claims: Default::default(),
         occurred_at: Millis(at),
         received_at: Millis(at),
-    })
+    }
+}
+
+fn page(id: &str, vid: &str, url: &str, at: i64) -> IngestMessage {
+    IngestMessage::Event(visit(
+        id,
+        vid,
+        "page",
+        at,
+        serde_json::json!({ "url": url }),
+    ))
 }
 
 fn ingest(db: &Sqlite, batch: &[IngestMessage]) {
@@ -228,16 +237,8 @@ mod identity {
         )
         .unwrap();
         IngestMessage::Event(Event {
-            id: id.into(),
-            workspace: DEFAULT_WORKSPACE.into(),
-            site: Some("demo".into()),
-            subject: Subject::Visitor(vid.into()),
-            session_id: None,
-            name: "identify".into(),
-            properties: traits,
             claims,
-            occurred_at: Millis(at),
-            received_at: Millis(at),
+            ..visit(id, vid, "identify", at, serde_json::Value::Object(traits))
         })
     }
 
@@ -384,18 +385,7 @@ mod identity {
     fn first_and_last_touch_follow_campaigns_and_external_referrers() {
         let db = Sqlite::open_with_project_schema().unwrap();
         let with = |id: &str, at: i64, props: serde_json::Value| {
-            IngestMessage::Event(Event {
-                id: id.into(),
-                workspace: DEFAULT_WORKSPACE.into(),
-                site: Some("demo".into()),
-                subject: Subject::Visitor("v_touch_001".into()),
-                session_id: None,
-                name: "page".into(),
-                properties: props.as_object().cloned().unwrap(),
-                claims: Default::default(),
-                occurred_at: Millis(at),
-                received_at: Millis(at),
-            })
+            IngestMessage::Event(visit(id, "v_touch_001", "page", at, props))
         };
         ingest(
             &db,
@@ -454,18 +444,7 @@ mod scoring_flow {
     }
 
     fn ev(id: &str, name: &str, at: i64, props: serde_json::Value) -> IngestMessage {
-        IngestMessage::Event(Event {
-            id: id.into(),
-            workspace: DEFAULT_WORKSPACE.into(),
-            site: Some("demo".into()),
-            subject: Subject::Visitor("v_scored_01".into()),
-            session_id: None,
-            name: name.into(),
-            properties: props.as_object().cloned().unwrap_or_default(),
-            claims: Default::default(),
-            occurred_at: Millis(at),
-            received_at: Millis(at),
-        })
+        IngestMessage::Event(visit(id, "v_scored_01", name, at, props))
     }
 
     fn run(db: &Sqlite, m: &Model, batch: &[IngestMessage]) {
@@ -673,16 +652,8 @@ mod lifecycle_flow {
 
     fn ev(id: &str, name: &str, at: i64) -> IngestMessage {
         IngestMessage::Event(Event {
-            id: id.into(),
-            workspace: DEFAULT_WORKSPACE.into(),
             site: None,
-            subject: Subject::Visitor("v_customer_1".into()),
-            session_id: None,
-            name: name.into(),
-            properties: json!({}).as_object().cloned().unwrap_or_default(),
-            claims: Default::default(),
-            occurred_at: Millis(at),
-            received_at: Millis(at),
+            ..visit(id, "v_customer_1", name, at, json!({}))
         })
     }
 
@@ -776,25 +747,15 @@ mod recompute {
     }
 
     fn page_of(vid: &str, i: i64) -> IngestMessage {
-        IngestMessage::Event(Event {
-            id: format!("{vid}_{i}"),
-            workspace: DEFAULT_WORKSPACE.into(),
-            site: Some("demo".into()),
-            subject: Subject::Visitor(vid.into()),
-            session_id: None,
-            name: if i == 0 {
-                "webinar_attended".into()
-            } else {
-                "page".into()
-            },
-            properties: json!({"url": "https://a.example/cases/1"})
-                .as_object()
-                .cloned()
-                .unwrap(),
-            claims: Default::default(),
-            occurred_at: Millis(T0 + i * 1000),
-            received_at: Millis(T0 + i * 1000),
-        })
+        let name = if i == 0 { "webinar_attended" } else { "page" };
+        let props = json!({"url": "https://a.example/cases/1"});
+        IngestMessage::Event(visit(
+            &format!("{vid}_{i}"),
+            vid,
+            name,
+            T0 + i * 1000,
+            props,
+        ))
     }
 
     fn scores(db: &Sqlite) -> Vec<(i64, String)> {

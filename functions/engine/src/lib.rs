@@ -57,16 +57,43 @@ async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     }
 }
 
-/// Contacts decayed per D1 round trip.
-const DECAY_PAGE: u32 = 200;
-/// Pages per tick, so one tick stays far from its CPU limit; the next tick goes on.
-const DECAY_PAGES_PER_TICK: usize = 50;
-/// Contacts rescored from history per D1 round trip after a model change, and pages per tick.
-const RECOMPUTE_PAGE: u32 = 50;
-const RECOMPUTE_PAGES_PER_TICK: usize = 20;
-/// Contacts whose life-cycle stage is due, per D1 round trip, and pages per tick.
-const STAGE_PAGE: u32 = 100;
-const STAGE_PAGES_PER_TICK: usize = 50;
+/// A job's page size (contacts per D1 round trip) and its pages per tick, so one tick stays far
+/// from its CPU limit; the next tick goes on where it stopped.
+struct Paging {
+    page: u32,
+    pages_per_tick: usize,
+}
+
+const RECOMPUTE: Paging = Paging {
+    page: 50,
+    pages_per_tick: 20,
+};
+const DECAY: Paging = Paging {
+    page: 200,
+    pages_per_tick: 50,
+};
+const STAGES: Paging = Paging {
+    page: 100,
+    pages_per_tick: 50,
+};
+
+/// Runs `pass` (one page, returning how many contacts it handled) until a page comes back
+/// short, the tick's page budget is spent, or the CPU limit nears. Returns the contacts handled.
+async fn paged<F, Fut>(paging: &Paging, mut pass: F) -> std::result::Result<usize, kindling::Error>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<usize, kindling::Error>>,
+{
+    let mut total = 0;
+    for _ in 0..paging.pages_per_tick {
+        let n = pass(paging.page).await?;
+        total += n;
+        if n < paging.page as usize || worker::signal::is_near_cpu_limit() {
+            break;
+        }
+    }
+    Ok(total)
+}
 
 /// One cron tick. Each job pages through due work and stops before the CPU limit; whatever is
 /// left is picked up by the next tick.
@@ -75,33 +102,16 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
         .d1("DB")
         .map_err(|e| kindling::Error::Store(e.to_string()))?);
     let first = ops::record_cron_run(&db, cron, now).await?;
-    let mut decayed = 0;
-    let mut rescored = 0;
+    let ws = DEFAULT_WORKSPACE;
+    let (mut rescored, mut decayed) = (0, 0);
     if let Some(model) = model::active(env).await {
-        for _ in 0..RECOMPUTE_PAGES_PER_TICK {
-            let n = scoring::recompute_pass(&db, &model, DEFAULT_WORKSPACE, now, RECOMPUTE_PAGE)
-                .await?;
-            rescored += n;
-            if n < RECOMPUTE_PAGE as usize || worker::signal::is_near_cpu_limit() {
-                break;
-            }
-        }
-        for _ in 0..DECAY_PAGES_PER_TICK {
-            let n = scoring::decay_pass(&db, &model, DEFAULT_WORKSPACE, now, DECAY_PAGE).await?;
-            decayed += n;
-            if n < DECAY_PAGE as usize || worker::signal::is_near_cpu_limit() {
-                break;
-            }
-        }
+        rescored = paged(&RECOMPUTE, |n| {
+            scoring::recompute_pass(&db, &model, ws, now, n)
+        })
+        .await?;
+        decayed = paged(&DECAY, |n| scoring::decay_pass(&db, &model, ws, now, n)).await?;
     }
-    let mut staged = 0;
-    for _ in 0..STAGE_PAGES_PER_TICK {
-        let n = lifecycle::stage_pass(&db, DEFAULT_WORKSPACE, now, STAGE_PAGE).await?;
-        staged += n;
-        if n < STAGE_PAGE as usize || worker::signal::is_near_cpu_limit() {
-            break;
-        }
-    }
+    let staged = paged(&STAGES, |n| lifecycle::stage_pass(&db, ws, now, n)).await?;
     console_log!(
         "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged} contacts",
         now.rfc3339()
