@@ -122,10 +122,9 @@ async fn answer(mut req: Request, env: &Env) -> Result<Response> {
 }
 
 /// CORS preflight for `fetch` senders that set a JSON content type.
-pub async fn preflight(req: &Request, env: &Env) -> Result<Response> {
+pub fn preflight(req: &Request) -> Result<Response> {
     let client = Client::of(req);
     let resp = Response::empty()?.with_status(204);
-    let _ = env;
     let headers = Headers::new();
     headers.set("Access-Control-Allow-Methods", "POST")?;
     headers.set("Access-Control-Allow-Headers", "Content-Type")?;

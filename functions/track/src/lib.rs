@@ -25,7 +25,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     match (method, segs.as_slice()) {
         (Method::Get | Method::Head, ["p.gif"]) => pixel::page(&req, &env, &ctx).await,
         (Method::Post, ["e"]) => beacon::handle(req, &env).await,
-        (Method::Options, ["e"]) => beacon::preflight(&req, &env).await,
+        (Method::Options, ["e"]) => beacon::preflight(&req),
         (Method::Get | Method::Head, ["k.js"]) => snippet::serve(&req),
         (Method::Get | Method::Head, ["o", token]) => links::open(&req, &env, token).await,
         (Method::Get | Method::Head, ["c", token]) => links::click(&req, &env, token).await,

@@ -12,15 +12,11 @@ pub async fn page(req: &Request, env: &Env, ctx: &Context) -> Result<Response> {
     let now = kindling_edge::now();
     let query = req.url()?.query().unwrap_or_default().to_string();
     let client = Client::of(req);
-    let message = match PixelQuery::parse(&query).into_event(kindling_edge::random_id("evt_"), now)
-    {
-        Err(reason) => dropped("pixel", reason, now),
-        Ok(_) if client.bot_drop().is_some() => dropped(
-            "pixel",
-            client.bot_drop().unwrap_or(DropReason::BotCrawler),
-            now,
-        ),
-        Ok(event) => {
+    let parsed = PixelQuery::parse(&query).into_event(kindling_edge::random_id("evt_"), now);
+    let message = match (parsed, client.bot_drop()) {
+        (Err(reason), _) => dropped("pixel", reason, now),
+        (Ok(_), Some(bot)) => dropped("pixel", bot, now),
+        (Ok(event), None) => {
             let key = event.site.clone().unwrap_or_default();
             match sites::lookup(env, &key, now).await {
                 None => dropped("pixel", DropReason::UnknownSite, now),
