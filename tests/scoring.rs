@@ -169,15 +169,9 @@ pub fn a_lead_is_scored_promoted_and_decayed_as_specified(s: &Stack) -> Result<(
     assert_eq!(score(s, &id)["score"], 45);
 
     // Thirty idle days later, in virtual time through the cron.
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let later = now_ms + 31 * kindling::Millis::DAY;
-    let a = get(&format!(
-        "{}/cdn-cgi/handler/scheduled?cron=*/5+*+*+*+*&time={later}",
-        s.engine()
-    ));
+    let now = now_ms();
+    let later = now + 31 * kindling::Millis::DAY;
+    let a = run_cron(s, later);
     assert_eq!(a.status, 200);
     let v = wait_score(s, &id, 27);
     assert_eq!(
@@ -255,23 +249,17 @@ pub fn a_customer_becomes_new_then_dormant_in_virtual_time(s: &Stack) -> Result<
     assert_eq!(beacon(s, &body, &[]).status, 202);
     let c = eventually("the customer", || contact(s, &vid));
     let id = c["id"].as_str().unwrap_or_default().to_string();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let now = now_ms();
     let cron = |at: i64| {
-        let a = get(&format!(
-            "{}/cdn-cgi/handler/scheduled?cron=*/5+*+*+*+*&time={at}",
-            s.engine()
-        ));
+        let a = run_cron(s, at);
         assert_eq!(a.status, 200);
     };
-    cron(now_ms + 60_000);
+    cron(now + 60_000);
     let c = eventually("stage new", || {
         contact(s, &vid).filter(|c| c["lifecycle_stage"] == "new")
     });
     assert_eq!(c["id"], id.as_str());
-    cron(now_ms + 95 * kindling::Millis::DAY);
+    cron(now + 95 * kindling::Millis::DAY);
     eventually("stage dormant", || {
         contact(s, &vid).filter(|c| c["lifecycle_stage"] == "dormant")
     });
@@ -314,14 +302,8 @@ pub fn a_model_change_rescores_history_on_the_cron(s: &Stack) -> Result<(), Fail
     };
     assert_eq!(put(model.to_string().as_bytes()).status, 200);
     let rescored = eventually("the rescoring", || {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        get(&format!(
-            "{}/cdn-cgi/handler/scheduled?cron=*/5+*+*+*+*&time={now_ms}",
-            s.engine()
-        ));
+        let now = now_ms();
+        run_cron(s, now);
         let v = score(s, &id);
         (v["score"] == 21).then_some(v)
     });

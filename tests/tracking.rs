@@ -332,11 +332,8 @@ pub fn email_opens_and_clicks_follow_signed_tokens_only(s: &Stack) -> Result<(),
 pub fn server_side_ingest_is_segment_compatible_and_deduplicated(s: &Stack) -> Result<(), Failed> {
     let anon = fresh_visitor("segment");
     // A backfill: ten days before now, on the whole second.
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    let ten_days_ago = kindling::Millis((now_ms - 10 * kindling::Millis::DAY) / 1000 * 1000);
+    let now = now_ms();
+    let ten_days_ago = kindling::Millis((now - 10 * kindling::Millis::DAY) / 1000 * 1000);
     let auth = format!("Bearer {TOKEN}");
     let post = |path: &str, body: &Value| {
         request(

@@ -198,3 +198,19 @@ pub fn fresh_visitor(tag: &str) -> String {
         .unwrap_or(0);
     format!("v_{tag}_{}", nanos % 1_000_000_000_000)
 }
+
+/// The machine's clock in epoch milliseconds, for cron triggers relative to now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Runs engine's cron with `at` (epoch ms) as its scheduled time.
+pub fn run_cron(stack: &Stack, at: i64) -> Answer {
+    get(&format!(
+        "{}/cdn-cgi/handler/scheduled?cron=*/5+*+*+*+*&time={at}",
+        stack.engine()
+    ))
+}

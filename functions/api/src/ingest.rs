@@ -15,13 +15,11 @@ pub async fn route(ctx: &ApiContext, endpoint: Endpoint) -> Result<Response> {
     let body = match ctx.req.clone()?.bytes().await {
         Ok(b) if b.len() <= MAX_BODY_BYTES => b,
         Ok(_) => {
-            return http::json(
+            return http::refusal(
                 413,
-                &kindling::error::ErrorBody {
-                    error: "payload_too_large".into(),
-                    message: "a request is at most 500 KB".into(),
-                    field: Some("body".into()),
-                },
+                "payload_too_large",
+                "a request is at most 500 KB",
+                "body",
             )
         }
         Err(_) => return http::error(&Error::invalid("body", "the body could not be read")),

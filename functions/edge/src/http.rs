@@ -40,6 +40,18 @@ pub fn error(err: &Error) -> worker::Result<Response> {
     json(err.status(), &body)
 }
 
+/// A JSON error that is not a core `Error` (413, 415, 403 from the edge), naming the field.
+pub fn refusal(status: u16, error: &str, message: &str, field: &str) -> worker::Result<Response> {
+    json(
+        status,
+        &ErrorBody {
+            error: error.into(),
+            message: message.into(),
+            field: Some(field.into()),
+        },
+    )
+}
+
 pub fn not_found() -> worker::Result<Response> {
     json(404, &ErrorBody::new("not_found", "no such route"))
 }

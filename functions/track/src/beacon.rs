@@ -37,13 +37,11 @@ async fn answer(mut req: Request, env: &Env) -> Result<Response> {
         .trim()
         .to_ascii_lowercase();
     if !matches!(media.as_str(), "" | "application/json" | "text/plain") {
-        return http::json(
+        return http::refusal(
             415,
-            &kindling::error::ErrorBody {
-                error: "unsupported_media_type".into(),
-                message: "send the beacon as application/json or text/plain".into(),
-                field: Some("content-type".into()),
-            },
+            "unsupported_media_type",
+            "send the beacon as application/json or text/plain",
+            "content-type",
         );
     }
     let body = req.bytes().await.unwrap_or_default();
@@ -71,13 +69,11 @@ async fn answer(mut req: Request, env: &Env) -> Result<Response> {
             &dropped("beacon", DropReason::OriginNotAllowed, now),
         )
         .await;
-        return http::json(
+        return http::refusal(
             403,
-            &kindling::error::ErrorBody {
-                error: "origin_not_allowed".into(),
-                message: "this origin may not report for this site".into(),
-                field: Some("origin".into()),
-            },
+            "origin_not_allowed",
+            "this origin may not report for this site",
+            "origin",
         );
     }
     // Machine traffic and visitors who asked not to be tracked: every event becomes a counted
@@ -143,12 +139,10 @@ fn with_cors(mut resp: Response, origin: Option<&str>) -> Result<Response> {
 }
 
 fn too_large() -> Result<Response> {
-    http::json(
+    http::refusal(
         413,
-        &kindling::error::ErrorBody {
-            error: "payload_too_large".into(),
-            message: "a beacon is at most 64 KB".into(),
-            field: Some("body".into()),
-        },
+        "payload_too_large",
+        "a beacon is at most 64 KB",
+        "body",
     )
 }
