@@ -5,7 +5,8 @@
 #
 #   scripts/stack.sh STATE_DIR PORT_BASE
 #
-# Ports: track PORT_BASE, forms +1, engine +2, (deliver +3), api +4. Stops everything it
+# Ports: track PORT_BASE, forms +1, engine +2, (deliver +3), api +4; the demo landing page
+# PORT_BASE - 707 (8080 beside make dev). Stops everything it
 # started on Ctrl-C or TERM. Expects the functions to be built (scripts/build.sh).
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -69,6 +70,19 @@ done
 
 curl -fsS -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   --data @config/scoring.json "$API/v1/scoring" >/dev/null || { echo "stack: seeding the scoring model failed"; exit 1; }
+for form in config/forms/*.json; do
+  id="$(basename "$form" .json)"
+  curl -fsS -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    --data @"$form" "$API/v1/forms/$id" >/dev/null || { echo "stack: seeding form $id failed"; exit 1; }
+done
+
+# The demo landing page, served as a customer's own web server would (8080 beside make dev).
+LANDING=$((BASE - 707))
+set -m
+node scripts/landing.mjs "$LANDING" "http://127.0.0.1:$BASE" "http://127.0.0.1:$((BASE + 1))" \
+  >"$STATE/landing.log" 2>&1 </dev/null &
+PIDS+=($!)
+set +m
 
 cat <<INFO
 stack: ready
@@ -76,6 +90,7 @@ stack: ready
   forms   http://127.0.0.1:$((BASE + 1))
   engine  http://127.0.0.1:$((BASE + 2))   (cron: /cdn-cgi/handler/scheduled?time=<epoch ms>)
   api     http://127.0.0.1:$((BASE + 4))   (Authorization: Bearer $TOKEN)
+  landing http://127.0.0.1:$LANDING/     (demo landing page posting to forms)
   logs    $STATE/<function>.log
 INFO
 wait

@@ -51,6 +51,91 @@ pub fn basic_as_bearer(header: &str) -> Option<String> {
     Some(format!("Bearer {key}"))
 }
 
+/// What a token may do. The deployment's admin secret holds every scope; tokens created at
+/// `/v1/tokens` hold the ones they were given.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum Scope {
+    /// Read configuration, contacts (personal data masked), reports.
+    #[serde(rename = "read")]
+    Read,
+    /// Change configuration, ingest events, send messages.
+    #[serde(rename = "write")]
+    Write,
+    /// See personal data in full and export it. Every such read is audited.
+    #[serde(rename = "pii:read")]
+    PiiRead,
+    /// Erase a person's data.
+    #[serde(rename = "pii:erase")]
+    PiiErase,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Write, Scope::PiiRead, Scope::PiiErase];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Write => "write",
+            Scope::PiiRead => "pii:read",
+            Scope::PiiErase => "pii:erase",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Who is calling, as the audit log names them, and what they may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// `admin` for the deployment secret, the token id otherwise.
+    pub actor: String,
+    pub scopes: Vec<Scope>,
+}
+
+impl Principal {
+    pub fn admin() -> Principal {
+        Principal {
+            actor: "admin".into(),
+            scopes: Scope::ALL.to_vec(),
+        }
+    }
+
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    /// Ok when the scope is held; a 403 naming the missing scope otherwise.
+    pub fn require(&self, scope: Scope) -> Result<(), Error> {
+        if self.has(scope) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "this token lacks the {} scope",
+                scope.as_str()
+            )))
+        }
+    }
+}
+
+/// Created tokens look like `kt_<16 hex id>_<32 hex secret>`; the id finds the row, the
+/// secret is checked against its hash.
+pub fn split_token(presented: &str) -> Option<(&str, &str)> {
+    let rest = presented.strip_prefix("kt_")?;
+    let (id, secret) = rest.split_once('_')?;
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex(id, 16) && hex(secret, 32)).then_some((id, secret))
+}
+
+/// The stored form of a token secret.
+pub fn secret_hash(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    crate::hex(&Sha256::digest(secret.as_bytes()))
+}
+
 /// Compares without an early exit, so timing does not reveal how much of a guess was right.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = (a.len() ^ b.len()) as u8;
@@ -101,6 +186,27 @@ mod tests {
         assert!(check_bearer(Some(&h), Some(SECRET), false).is_ok());
         assert_eq!(basic_as_bearer("Bearer x"), None);
         assert_eq!(basic_as_bearer("Basic %%%"), None);
+    }
+
+    #[test]
+    fn created_tokens_have_a_strict_shape_and_scopes_are_enforced() {
+        let t = format!("kt_{}_{}", "a".repeat(16), "b".repeat(32));
+        assert_eq!(
+            split_token(&t),
+            Some(("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"))
+        );
+        assert_eq!(split_token("kt_short_x"), None);
+        assert_eq!(split_token(SECRET), None);
+        let reader = Principal {
+            actor: "t1".into(),
+            scopes: vec![Scope::Read],
+        };
+        assert!(reader.require(Scope::Read).is_ok());
+        let e = reader.require(Scope::PiiRead).unwrap_err();
+        assert_eq!(e.status(), 403);
+        assert!(e.to_string().contains("pii:read"));
+        assert!(Principal::admin().has(Scope::PiiErase));
+        assert_eq!(Scope::parse("pii:read"), Some(Scope::PiiRead));
     }
 
     #[test]

@@ -295,6 +295,7 @@ fn one_event(
         name,
         properties,
         claims,
+        consents: Vec::new(),
         occurred_at,
         received_at: ctx.now,
     })

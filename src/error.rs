@@ -12,6 +12,8 @@ pub enum Error {
     NotFound(String),
     /// The caller is not authenticated.
     Unauthorized(String),
+    /// The caller is authenticated but may not do this.
+    Forbidden(String),
     /// A required secret or setting is missing on this deployment.
     NotConfigured(String),
     /// The storage layer failed; the message is for logs, never for clients.
@@ -32,6 +34,7 @@ impl Error {
         match self {
             Error::Invalid { .. } => 400,
             Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::NotConfigured(_) => 503,
             Error::Store(_) => 500,
@@ -49,6 +52,7 @@ impl Error {
             },
             Error::NotFound(what) => ErrorBody::new("not_found", what),
             Error::Unauthorized(why) => ErrorBody::new("unauthorized", why),
+            Error::Forbidden(why) => ErrorBody::new("forbidden", why),
             Error::NotConfigured(what) => ErrorBody::new("not_configured", what),
             Error::Store(_) => ErrorBody::new("internal", "internal error"),
         }
@@ -61,6 +65,7 @@ impl fmt::Display for Error {
             Error::Invalid { field, message } => write!(f, "invalid {field}: {message}"),
             Error::NotFound(m) => write!(f, "not found: {m}"),
             Error::Unauthorized(m) => write!(f, "unauthorized: {m}"),
+            Error::Forbidden(m) => write!(f, "forbidden: {m}"),
             Error::NotConfigured(m) => write!(f, "not configured: {m}"),
             Error::Store(m) => write!(f, "store: {m}"),
         }

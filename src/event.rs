@@ -104,6 +104,10 @@ pub struct Event {
     pub properties: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Claims::is_empty")]
     pub claims: Claims,
+    /// Consent granted or withdrawn with this event (form boxes, unsubscribes); recorded in
+    /// the consent ledger by the engine.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consents: Vec<crate::consent::ConsentChange>,
     pub occurred_at: Millis,
     pub received_at: Millis,
 }
@@ -128,6 +132,8 @@ pub enum DropReason {
     BotHeadless,
     BotPrefetch,
     BotMailProxy,
+    FormHoneypot,
+    FormTooFast,
 }
 
 impl DropReason {
@@ -149,6 +155,8 @@ impl DropReason {
             DropReason::BotHeadless => "bot_headless",
             DropReason::BotPrefetch => "bot_prefetch",
             DropReason::BotMailProxy => "bot_mail_proxy",
+            DropReason::FormHoneypot => "form_honeypot",
+            DropReason::FormTooFast => "form_too_fast",
         }
     }
 }

@@ -5,13 +5,17 @@
 pub mod auth;
 pub mod beacon;
 pub mod bot;
+pub mod consent;
 pub mod error;
 pub mod event;
+pub mod form;
 pub mod identity;
 pub mod lifecycle;
 pub mod link;
 pub mod pii;
 pub mod pixel;
+pub mod preferences;
+pub mod privacy;
 pub mod scoring;
 pub mod segment;
 pub mod site;

@@ -27,9 +27,17 @@ pub struct LinkClaims {
     pub u: Option<String>,
 }
 
+// Each token kind signs under its own label, so a token of one kind never verifies as another.
+const LINK_LABEL: &[u8] = b"kindling/link/v1\0";
+const PREFERENCES_LABEL: &[u8] = b"kindling/preferences/v1\0";
+
 fn tag(key: &[u8], payload: &[u8]) -> [u8; TAG_BYTES] {
+    labelled_tag(LINK_LABEL, key, payload)
+}
+
+fn labelled_tag(label: &[u8], key: &[u8], payload: &[u8]) -> [u8; TAG_BYTES] {
     let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(b"kindling/link/v1\0");
+    mac.update(label);
     mac.update(payload);
     let full = mac.finalize().into_bytes();
     let mut out = [0u8; TAG_BYTES];
@@ -65,6 +73,32 @@ pub fn verify(token: &str, key: &[u8]) -> Option<LinkClaims> {
             && !u.chars().any(char::is_control)
     });
     url_ok.then_some(claims)
+}
+
+/// The token of a contact's preference page (`/u/{token}`), carried by every marketing message
+/// as its unsubscribe link. Per contact, not per message: one click unsubscribes the person.
+pub fn sign_preferences(contact_id: &str, key: &[u8]) -> String {
+    format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(contact_id),
+        URL_SAFE_NO_PAD.encode(labelled_tag(PREFERENCES_LABEL, key, contact_id.as_bytes()))
+    )
+}
+
+/// The contact a preference token names; None for anything forged or malformed.
+pub fn verify_preferences(token: &str, key: &[u8]) -> Option<String> {
+    if token.len() > 256 || key.is_empty() {
+        return None;
+    }
+    let (payload, sig) = token.split_once('.')?;
+    let contact = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
+    let expected = labelled_tag(PREFERENCES_LABEL, key, &contact);
+    if !crate::auth::constant_time_eq(&sig, &expected) {
+        return None;
+    }
+    let contact = String::from_utf8(contact).ok()?;
+    crate::identity::is_valid_contact_id(&contact).then_some(contact)
 }
 
 #[cfg(test)]
@@ -108,5 +142,16 @@ mod tests {
         let mut c = click();
         c.u = Some("javascript:alert(1)".into());
         assert_eq!(verify(&sign(&c, KEY), KEY), None);
+    }
+
+    #[test]
+    fn preference_tokens_name_a_contact_and_are_not_link_tokens() {
+        let c = "c_0123456789abcdef01234567";
+        let t = sign_preferences(c, KEY);
+        assert_eq!(verify_preferences(&t, KEY).as_deref(), Some(c));
+        assert_eq!(verify_preferences(&t, b"another key"), None);
+        assert_eq!(verify(&t, KEY), None);
+        assert_eq!(verify_preferences(&sign(&click(), KEY), KEY), None);
+        assert_eq!(verify_preferences("", KEY), None);
     }
 }

@@ -27,6 +27,8 @@ pub enum PiiKind {
     Phone,
     Name,
     UserId,
+    /// Client IP addresses: only ever hashed (consent provenance, rate-limit keys).
+    Ip,
 }
 
 impl PiiKind {
@@ -36,6 +38,7 @@ impl PiiKind {
             PiiKind::Phone => "phone",
             PiiKind::Name => "name",
             PiiKind::UserId => "user_id",
+            PiiKind::Ip => "ip",
         }
     }
 }
@@ -159,19 +162,197 @@ fn decode_key(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Emails as the index sees them: trimmed and lowercased, so `Zhang@Example.COM ` and
-/// `zhang@example.com` find the same contact. Returns None when it is not an email at all.
+/// `zhang@example.com` find the same contact. Full-width forms (`ｚｈａｎｇ＠ｅｘａｍｐｌｅ．ｃｏｍ`,
+/// as Chinese input methods type them) count as their ASCII letters, and an internationalised
+/// domain is stored in its ASCII (`xn--`) form, so `zhang@例子.中国` and
+/// `zhang@xn--fsqu00a.xn--fiqs8s` are one address. Returns None when it is not an email at all.
+///
+/// The domain is not put through the full IDNA mapping (no NFC, no disallowed-character
+/// tables): an address typed in two Unicode normal forms may index apart. The local part is
+/// kept as typed apart from case, so an internationalised mailbox (`张伟@例子.中国`) stays valid.
 pub fn normalise_email(raw: &str) -> Option<String> {
-    let e = raw.trim().to_lowercase();
+    let folded: String = raw.chars().map(fold_full_width).collect();
+    let e = folded.trim();
+    // Every character yields at least one in the result, so a longer input cannot fit in 254
+    // bytes; refusing it here also bounds the Punycode work below.
+    if e.chars().count() > 254 {
+        return None;
+    }
+    let e = e.to_lowercase();
     let (local, domain) = e.split_once('@')?;
-    let ok = !local.is_empty()
+    let local_ok = !local.is_empty()
         && local.len() <= 64
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && e.len() <= 254
-        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
-        && !domain.contains('@');
-    ok.then_some(e)
+        && !local.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !local_ok {
+        return None;
+    }
+    let out = format!("{local}@{}", ascii_domain(domain)?);
+    (out.len() <= 254).then_some(out)
+}
+
+/// Full-width ASCII forms (U+FF01..=U+FF5E) as their ASCII characters, and the ideographic
+/// space as a space: both arrive from Chinese, Japanese and Korean input methods.
+fn fold_full_width(c: char) -> char {
+    match c {
+        '\u{ff01}'..='\u{ff5e}' => char::from_u32(u32::from(c) - 0xfee0).unwrap_or(c),
+        '\u{3000}' => ' ',
+        c => c,
+    }
+}
+
+/// A (lowercased) domain as DNS carries it: each label with non-ASCII characters in Punycode
+/// behind `xn--`, every label then 1-63 of `a-z 0-9 -` not starting or ending with `-`, at
+/// least two labels, at most 253 bytes. The ideographic full stops separate labels too, as
+/// they do in IDNA (`．` is already a `.` once full-width forms are folded).
+fn ascii_domain(domain: &str) -> Option<String> {
+    let mut out = String::with_capacity(domain.len());
+    let mut labels = 0;
+    for label in domain.split(['.', '\u{3002}', '\u{ff61}']) {
+        if labels > 0 {
+            out.push('.');
+        }
+        labels += 1;
+        let start = out.len();
+        if label.is_ascii() {
+            out.push_str(label);
+        } else {
+            // Punycode writes at least one character per input character.
+            if label.chars().count() > 63
+                || label.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return None;
+            }
+            out.push_str("xn--");
+            punycode::encode(label, &mut out)?;
+        }
+        let written = out.get(start..)?;
+        let ok = (1..=63).contains(&written.len())
+            && written
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !written.starts_with('-')
+            && !written.ends_with('-');
+        if !ok {
+            return None;
+        }
+    }
+    (labels >= 2 && out.len() <= 253).then_some(out)
+}
+
+/// The Punycode encoder of RFC 3492 §6.3 (Bootstring with the parameters of §5). Arithmetic is
+/// checked: an input that would overflow is refused rather than mis-encoded.
+mod punycode {
+    const BASE: u32 = 36;
+    const TMIN: u32 = 1;
+    const TMAX: u32 = 26;
+    const SKEW: u32 = 38;
+    const DAMP: u32 = 700;
+    const INITIAL_BIAS: u32 = 72;
+    const INITIAL_N: u32 = 128;
+
+    /// Appends the encoding of `input` (without the `xn--` prefix) to `out`.
+    pub(super) fn encode(input: &str, out: &mut String) -> Option<()> {
+        let code_points: Vec<u32> = input.chars().map(u32::from).collect();
+        let total = u32::try_from(code_points.len()).ok()?;
+        let basic = input.chars().filter(char::is_ascii).count();
+        out.extend(input.chars().filter(char::is_ascii));
+        let basic = u32::try_from(basic).ok()?;
+        if basic > 0 {
+            out.push('-');
+        }
+        let mut n = INITIAL_N;
+        let mut delta: u32 = 0;
+        let mut bias = INITIAL_BIAS;
+        let mut handled = basic;
+        while handled < total {
+            // The smallest code point not yet handled; there is one while handled < total.
+            let m = code_points.iter().copied().filter(|&c| c >= n).min()?;
+            delta = delta.checked_add((m - n).checked_mul(handled.checked_add(1)?)?)?;
+            n = m;
+            for &c in &code_points {
+                if c < n {
+                    delta = delta.checked_add(1)?;
+                }
+                if c == n {
+                    let mut q = delta;
+                    let mut k = BASE;
+                    loop {
+                        let t = if k <= bias {
+                            TMIN
+                        } else if k >= bias.saturating_add(TMAX) {
+                            TMAX
+                        } else {
+                            k - bias
+                        };
+                        if q < t {
+                            break;
+                        }
+                        out.push(digit(t + (q - t) % (BASE - t))?);
+                        q = (q - t) / (BASE - t);
+                        k = k.checked_add(BASE)?;
+                    }
+                    out.push(digit(q)?);
+                    bias = adapt(delta, handled.checked_add(1)?, handled == basic);
+                    delta = 0;
+                    handled += 1;
+                }
+            }
+            delta = delta.checked_add(1)?;
+            n = n.checked_add(1)?;
+        }
+        Some(())
+    }
+
+    /// The bias adaptation of RFC 3492 §6.1.
+    fn adapt(delta: u32, points: u32, first: bool) -> u32 {
+        let mut delta = if first { delta / DAMP } else { delta / 2 };
+        delta = delta.saturating_add(delta / points.max(1));
+        let mut k = 0u32;
+        while delta > ((BASE - TMIN) * TMAX) / 2 {
+            delta /= BASE - TMIN;
+            k = k.saturating_add(BASE);
+        }
+        k.saturating_add((BASE - TMIN + 1) * delta / (delta + SKEW))
+    }
+
+    /// 0-25 are `a`-`z`, 26-35 are `0`-`9`.
+    fn digit(d: u32) -> Option<char> {
+        match d {
+            0..=25 => char::from_u32(u32::from(b'a') + d),
+            26..=35 => char::from_u32(u32::from(b'0') + d - 26),
+            _ => None,
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        fn encode(s: &str) -> Option<String> {
+            let mut out = String::new();
+            super::encode(s, &mut out).map(|()| out)
+        }
+
+        /// Sample strings of RFC 3492 §7.1, lowercased as domain labels are.
+        #[test]
+        fn rfc_3492_samples() {
+            for (input, expected) in [
+                ("他们为什么不说中文", "ihqwcrb4cv8a8dqg056pqjye"),
+                ("他們爲什麽不說中文", "ihqwctvzc91f659drss3x8bo0yb"),
+                (
+                    "\u{644}\u{64a}\u{647}\u{645}\u{627}\u{628}\u{62a}\u{643}\u{644}\u{645}\u{648}\u{634}\u{639}\u{631}\u{628}\u{64a}\u{61f}",
+                    "egbpdaj6bu4bxfgehfvwxn",
+                ),
+                ("3年b組金八先生", "3b-ww4c5e180e575a65lsy2b"),
+                ("安室奈美恵-with-super-monkeys", "-with-super-monkeys-pc58ag80a8qai00g7n9n"),
+                ("そのスピードで", "d9juau41awczczp"),
+                ("例子", "fsqu00a"),
+                ("中国", "fiqs8s"),
+                ("bücher", "bcher-kva"),
+                ("😀", "e28h"),
+            ] {
+                assert_eq!(encode(input).as_deref(), Some(expected), "{input}");
+            }
+        }
+    }
 }
 
 /// Phones as the index sees them: digits only with a leading `+`; Chinese mobile numbers
@@ -290,6 +471,105 @@ mod tests {
             "a@.cn",
         ] {
             assert_eq!(normalise_email(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn full_width_forms_and_ideographic_spaces_fold_to_ascii() {
+        for raw in [
+            "Zhang@Ｅxample．ＣＯＭ",
+            "ｚｈａｎｇ＠ｅｘａｍｐｌｅ．ｃｏｍ",
+            "\u{3000}Zhang@example.com\u{3000}",
+            "zhang@example。com",
+            "zhang@example｡com",
+        ] {
+            assert_eq!(
+                normalise_email(raw).as_deref(),
+                Some("zhang@example.com"),
+                "{raw}"
+            );
+        }
+        assert_eq!(normalise_email("zhang\u{3000}wei@example.com"), None);
+    }
+
+    #[test]
+    fn internationalised_domains_take_their_ascii_form() {
+        for raw in [
+            "zhang@例子.中国",
+            "Zhang@xn--fsqu00a.xn--fiqs8s",
+            "ZHANG@例子。中国",
+            "zhang＠例子．中国",
+            "zhang@例子.XN--FIQS8S",
+        ] {
+            assert_eq!(
+                normalise_email(raw).as_deref(),
+                Some("zhang@xn--fsqu00a.xn--fiqs8s"),
+                "{raw}"
+            );
+        }
+        for raw in ["Kunde@bücher.de", "kunde@BÜCHER.DE", "KUNDE@Bücher.De"] {
+            assert_eq!(
+                normalise_email(raw).as_deref(),
+                Some("kunde@xn--bcher-kva.de"),
+                "{raw}"
+            );
+        }
+        // An internationalised mailbox keeps its local part (lowercased).
+        assert_eq!(
+            normalise_email("张伟@例子.中国").as_deref(),
+            Some("张伟@xn--fsqu00a.xn--fiqs8s")
+        );
+    }
+
+    #[test]
+    fn malformed_domains_are_refused() {
+        let label_63 = "a".repeat(63);
+        assert!(normalise_email(&format!("a@{label_63}.cn")).is_some());
+        // 254 bytes in all: with the shortest local part, a 252-byte domain.
+        let long_domain = format!("{label_63}.{label_63}.{label_63}.{}.cn", "b".repeat(57));
+        assert_eq!(long_domain.len(), 252);
+        assert!(normalise_email(&format!("a@{long_domain}")).is_some());
+        for bad in [
+            format!("a@{}.cn", "a".repeat(64)),
+            format!("a@{}.cn", "中".repeat(64)),
+            // 25 unrelated CJK characters are more than 63 bytes of Punycode.
+            format!(
+                "a@{}.cn",
+                (0..25u32)
+                    .filter_map(|i| char::from_u32(0x4e00 + i * 397))
+                    .collect::<String>()
+            ),
+            format!("a@b{long_domain}"),
+            "a@b..cn".into(),
+            "a@b。。cn".into(),
+            "a@-b.cn".into(),
+            "a@b-.cn".into(),
+            "a@b.cn.".into(),
+            "a@b_c.cn".into(),
+            "a@b c.cn".into(),
+            "a@例\u{a0}子.cn".into(),
+            "a@例子\u{0}.cn".into(),
+            "a@例子@中国.cn".into(),
+            "a@例子".into(),
+        ] {
+            assert_eq!(normalise_email(&bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn normalised_emails_normalise_to_themselves() {
+        for raw in [
+            " Zhang@Example.COM ",
+            "ｚｈａｎｇ＠例子．中国",
+            "Ünal@Bücher.de",
+            "ΣΊΣΥΦΟΣ@example.gr",
+        ] {
+            let once = normalise_email(raw).unwrap();
+            assert_eq!(
+                normalise_email(&once).as_deref(),
+                Some(once.as_str()),
+                "{raw}"
+            );
         }
     }
 

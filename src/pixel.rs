@@ -85,6 +85,7 @@ impl PixelQuery {
             name,
             properties,
             claims: Default::default(),
+            consents: Vec::new(),
             occurred_at: now,
             received_at: now,
         })

@@ -259,6 +259,7 @@ fn message(
         name,
         properties,
         claims,
+        consents: Vec::new(),
         occurred_at,
         received_at: now,
     })

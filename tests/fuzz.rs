@@ -1,7 +1,8 @@
 //! Property-based fuzzing of the input parsers that face the internet: the pixel query
 //! (`pixel::PixelQuery`), the snippet's beacon (`beacon::parse`), signed link tokens
-//! (`link::verify` / `link::sign`), the Segment-compatible ingest (`segment::parse`) and the
-//! bot classifier's header handling (`bot::classify`).
+//! (`link::verify` / `link::sign`), the Segment-compatible ingest (`segment::parse`), the
+//! bot classifier's header handling (`bot::classify`), form submission bodies
+//! (`form::body::parse`) and email normalisation (`pii::normalise_email`).
 //!
 //! Each target gets two kinds of input: arbitrary strings or bytes (plus byte-level mutations
 //! of valid inputs), and structurally valid requests whose fields are randomly valid or hostile
@@ -28,8 +29,9 @@ use kindling::event::{
     is_valid_event_id, is_valid_event_name, is_valid_visitor_id, Event, IngestMessage, Subject,
     MAX_PROPERTIES_BYTES,
 };
+use kindling::form::body::{self as form_body, BodyError, MAX_BODY_BYTES, MAX_FIELD_NAME_CHARS};
 use kindling::link::{self, LinkClaims, MAX_TOKEN_CHARS};
-use kindling::pii::{PiiKeys, DEV_PII_KEY};
+use kindling::pii::{normalise_email, PiiKeys, DEV_PII_KEY};
 use kindling::pixel::{PixelQuery, MAX_URL_CHARS};
 use kindling::segment::{self, Endpoint, BACKFILL_MS, FUTURE_MS};
 use kindling::site::is_valid_site_key;
@@ -54,6 +56,8 @@ const LINK_SIGNED: u32 = 50_000;
 const SEGMENT_BYTES: u32 = 40_000;
 const SEGMENT_STRUCTURED: u32 = 10_000;
 const BOT_HINTS: u32 = 250_000;
+const FORM_BODY: u32 = 50_000;
+const EMAIL_NORMALISE: u32 = 20_000;
 
 const TOTAL_CASES: u64 = PIXEL_ARBITRARY as u64
     + PIXEL_STRUCTURED as u64
@@ -63,7 +67,9 @@ const TOTAL_CASES: u64 = PIXEL_ARBITRARY as u64
     + LINK_SIGNED as u64
     + SEGMENT_BYTES as u64
     + SEGMENT_STRUCTURED as u64
-    + BOT_HINTS as u64;
+    + BOT_HINTS as u64
+    + FORM_BODY as u64
+    + EMAIL_NORMALISE as u64;
 const _: () = assert!(TOTAL_CASES >= 1_000_000);
 
 /// The request time every parser is given (2026-06-18T00:00:00Z).
@@ -164,12 +170,17 @@ fn percent_encode(s: &str) -> String {
 }
 
 /// Applies byte edits (replace, insert, delete, splice a JSON token) to a valid input.
-fn mutate(mut bytes: Vec<u8>, edits: Vec<(usize, u8, u8)>) -> Vec<u8> {
+fn mutate(bytes: Vec<u8>, edits: Vec<(usize, u8, u8)>) -> Vec<u8> {
     #[rustfmt::skip]
     const TOKENS: &[&[u8]] = &[
         b"{", b"}", b"[", b"]", b",", b":", b"\"", b"\\", b"null", b"1e400", b"-1e19", b"\xff",
         b"\\u0000", b"\\ud800", b"[[[[[[[[", b"\"email\":\"fuzz.0@example.com\"",
     ];
+    mutate_with(bytes, edits, TOKENS)
+}
+
+/// Applies byte edits (replace, insert, delete, splice one of `tokens`) to a valid input.
+fn mutate_with(mut bytes: Vec<u8>, edits: Vec<(usize, u8, u8)>, tokens: &[&[u8]]) -> Vec<u8> {
     for (pos, op, byte) in edits {
         let i = if bytes.is_empty() {
             0
@@ -183,7 +194,7 @@ fn mutate(mut bytes: Vec<u8>, edits: Vec<(usize, u8, u8)>) -> Vec<u8> {
                 bytes.remove(i);
             }
             _ => {
-                let token = TOKENS[usize::from(byte) % TOKENS.len()];
+                let token = tokens[usize::from(byte) % tokens.len()];
                 drop(bytes.splice(i..i, token.iter().copied()));
             }
         }
@@ -1570,6 +1581,550 @@ fn fuzz_bot_classifier() {
     targets.finish();
 }
 
+// ---------------------------------------------------------------------------------------------
+// 6. Form submission bodies.
+// ---------------------------------------------------------------------------------------------
+
+const URLENCODED: &str = "application/x-www-form-urlencoded";
+
+/// What a case's body must parse to, when the generator knows.
+#[derive(Debug, Clone)]
+enum Expect {
+    /// Encoded from these fields: they must come back exactly.
+    Fields(Vec<(String, String)>),
+    /// Encoded from more fields than a form may send.
+    TooMany,
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+struct FormCase {
+    content_type: Option<String>,
+    body: Body,
+    expect: Expect,
+    /// Whether the content type is one the parser reads; None when the generator cannot tell.
+    supported: Option<bool>,
+}
+
+/// Boundaries: as browsers send them, RFC 2046's odd characters, around 1 and 70 characters.
+fn valid_boundary() -> BoxedStrategy<String> {
+    prop_oneof![
+        3 => re("-{4}WebKitFormBoundary[A-Za-z0-9]{16}"),
+        2 => re("[A-Za-z0-9'()+_,./:=? -]{0,69}[A-Za-z0-9]"),
+        1 => re("[a-z]{1,2}"),
+        1 => re("[A-Za-z0-9]{68,70}"),
+    ]
+    .boxed()
+}
+
+fn any_boundary() -> BoxedStrategy<String> {
+    prop_oneof![
+        6 => valid_boundary(),
+        1 => re("[a-z]{71,74}"),
+        1 => text(0..12),
+        1 => Just(String::new()),
+        1 => re("[a-z]{1,8} "),
+    ]
+    .boxed()
+}
+
+/// `multipart/form-data` with the boundary quoted (escaping as a quoted string) when `quote`
+/// or when it holds a character a token cannot.
+fn multipart_type(boundary: &str, quote: bool) -> String {
+    const TSPECIALS: &str = "()<>@,;:\\\"/[]?= \t";
+    if quote || boundary.is_empty() || boundary.contains(|c| TSPECIALS.contains(c)) {
+        let escaped = boundary.replace('\\', "\\\\").replace('"', "\\\"");
+        format!("multipart/form-data; boundary=\"{escaped}\"")
+    } else {
+        format!("Multipart/Form-Data; boundary={boundary}")
+    }
+}
+
+fn form_content_type() -> BoxedStrategy<(Option<String>, Option<bool>)> {
+    const SUPPORTED: &[&str] = &[
+        URLENCODED,
+        "Application/X-WWW-Form-URLEncoded; charset=UTF-8",
+        "application/json",
+        "application/json; charset=utf-8",
+        "APPLICATION/JSON",
+    ];
+    const UNSUPPORTED: &[&str] = &[
+        "",
+        " ",
+        "text/plain",
+        "text/plain;charset=UTF-8",
+        "application/xml",
+        "multipart/mixed; boundary=x",
+        "application/json; charset=gbk",
+        "application/x-www-form-urlencoded; charset=\"GB2312\"",
+    ];
+    #[rustfmt::skip]
+    const SOUP: &[&str] = &[
+        "application/", "json", "x-www-form-urlencoded", "multipart/", "form-data", ";", "; ",
+        "boundary=", "charset=", "utf-8", "\"", "\\", "=", " ", "x", "--", "\u{0}", "中",
+    ];
+    prop_oneof![
+        4 => select(SUPPORTED).prop_map(|c| (Some(c.to_string()), Some(true))),
+        4 => (any_boundary(), any::<bool>())
+            .prop_map(|(b, quote)| (Some(multipart_type(&b, quote)), Some(true))),
+        1 => Just((Some("multipart/form-data".to_string()), Some(true))),
+        2 => select(UNSUPPORTED).prop_map(|c| (Some(c.to_string()), Some(false))),
+        1 => Just((None, Some(false))),
+        2 => soup(SOUP, 0..10).prop_map(|c| (Some(c), None)),
+        1 => text(0..40).prop_map(|c| (Some(c), None)),
+    ]
+    .boxed()
+}
+
+/// Fields a form may send: familiar names (repeated, as checkboxes are), any printable names
+/// up to the limit, values of every kind.
+fn form_fields() -> BoxedStrategy<Vec<(String, String)>> {
+    const NAMES: &[&str] = &[
+        "email",
+        "interest",
+        "name",
+        "consent_email",
+        "公司",
+        "_kvid",
+    ];
+    const VALUES: &[&str] = &[
+        "",
+        "on",
+        "张伟",
+        "zhang@example.com",
+        "42",
+        "-1",
+        "0",
+        "a\r\nb",
+        "\r\n\r\n",
+        "line\n--",
+        "\0",
+        "x\r",
+        "%FF",
+        "&=+",
+        "\"quoted\"",
+        "{\"not\":\"json\"}",
+    ];
+    let name = prop_oneof![
+        4 => select(NAMES).prop_map(str::to_string),
+        3 => re("[a-z_][a-z0-9_]{0,20}"),
+        2 => text(1..80).prop_map(|s| {
+            let n: String = s
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(MAX_FIELD_NAME_CHARS)
+                .collect();
+            if n.is_empty() { "f".into() } else { n }
+        }),
+    ];
+    let value = prop_oneof![
+        4 => select(VALUES).prop_map(str::to_string),
+        3 => re("[a-zA-Z0-9@. -]{0,24}"),
+        3 => text(0..40),
+        1 => repeated(&["a", "中", "\r\n"], 100..2000),
+    ];
+    let field = (name, value);
+    prop_oneof![
+        12 => vec(field.clone(), 0..12),
+        1 => vec(field, form_body::MAX_FIELDS - 2..form_body::MAX_FIELDS + 3),
+    ]
+    .boxed()
+}
+
+fn urlencoded_body(fields: &[(String, String)]) -> Vec<u8> {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in fields {
+        s.append_pair(name, value);
+    }
+    s.finish().into_bytes()
+}
+
+/// JSON members written by hand, so a repeated name stays repeated; `shapes` picks, per field,
+/// a plain string, a one-item array, or (for a value that is a JSON integer) a number.
+fn json_body(fields: &[(String, String)], shapes: &[u8]) -> Vec<u8> {
+    let is_integer = |v: &str| {
+        let digits = v.strip_prefix('-').unwrap_or(v);
+        !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'))
+    };
+    let mut out = String::from("{");
+    for (i, (name, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let name = serde_json::to_string(name).unwrap_or_default();
+        let string = serde_json::to_string(value).unwrap_or_default();
+        let value = match shapes.get(i).copied().unwrap_or(0) % 3 {
+            1 => format!("[{string}]"),
+            2 if is_integer(value) => value.clone(),
+            _ => string,
+        };
+        out.push_str(&format!("{name}: {value}"));
+    }
+    out.push('}');
+    out.into_bytes()
+}
+
+/// A multipart body as a browser writes it, or with bare LF line breaks. Returns the body and
+/// whether it carries the fields unambiguously (no value holds the boundary, and with bare LF
+/// no value ends in CR, which the parser takes as part of a CRLF).
+fn multipart_body(
+    fields: &[(String, String)],
+    boundary: &str,
+    lf_only: bool,
+    (preamble, epilogue): (&str, &str),
+) -> (Vec<u8>, bool) {
+    let nl = if lf_only { "\n" } else { "\r\n" };
+    let mut out = preamble.to_string();
+    for (name, value) in fields {
+        let name = name.replace('\\', "\\\\").replace('"', "\\\"");
+        out.push_str(&format!(
+            "--{boundary}{nl}Content-Disposition: form-data; name=\"{name}\"{nl}{nl}{value}{nl}"
+        ));
+    }
+    out.push_str(&format!("--{boundary}--{epilogue}"));
+    let dash_boundary = format!("--{boundary}");
+    let exact = fields
+        .iter()
+        .all(|(_, v)| !(v.contains(&dash_boundary) || (lf_only && v.ends_with('\r'))));
+    (out.into_bytes(), exact)
+}
+
+/// A valid body in one of the three encodings, its content type, and what it must parse to.
+fn encoded_form() -> BoxedStrategy<(String, Vec<u8>, Expect)> {
+    const PREAMBLES: &[&str] = &[
+        "",
+        "",
+        "This is a multi-part message in MIME format.\r\n",
+        "\n",
+    ];
+    const EPILOGUES: &[&str] = &["", "\r\n", "\r\nepilogue --x--\r\n", "--\r\n"];
+    (
+        form_fields(),
+        0u8..3,
+        (valid_boundary(), any::<bool>(), any::<bool>()),
+        (select(PREAMBLES), select(EPILOGUES)),
+        vec(any::<u8>(), 0..form_body::MAX_FIELDS + 3),
+        select(vec![
+            URLENCODED,
+            "application/x-www-form-urlencoded; charset=utf-8",
+        ]),
+    )
+        .prop_map(
+            |(fields, encoding, (boundary, quote, lf_only), frame, shapes, urlencoded)| {
+                let expect = if fields.len() > form_body::MAX_FIELDS {
+                    Expect::TooMany
+                } else {
+                    Expect::Fields(fields.clone())
+                };
+                match encoding {
+                    0 => (urlencoded.to_string(), urlencoded_body(&fields), expect),
+                    1 => (
+                        "application/json".to_string(),
+                        json_body(&fields, &shapes),
+                        expect,
+                    ),
+                    _ => {
+                        let (body, exact) = multipart_body(&fields, &boundary, lf_only, frame);
+                        let expect = if exact { expect } else { Expect::Unknown };
+                        (multipart_type(&boundary, quote), body, expect)
+                    }
+                }
+            },
+        )
+        .boxed()
+}
+
+#[rustfmt::skip]
+const FORM_SOUP: &[&str] = &[
+    "--", "----WebKitFormBoundaryq3ZyhSrcyDy0BoLs", "\r\n", "\n", "\r\n\r\n",
+    "Content-Disposition: form-data; name=\"a\"", "content-disposition:", "form-data", "; ",
+    "name=", "name=\"", "filename=\"x.pdf\"", "\"", "\\", "&", "=", "%", "%2", "%FF", "%E4%B8",
+    "%AD", "%00", "+", "email", "a", "中", "{", "}", "[", "]", ":", ",", "null", "true", "1e400",
+    "\"a\"", "\\ud800", "\u{0}", "\u{85}", "\u{feff}", "\u{ff}",
+];
+
+#[rustfmt::skip]
+const FORM_TOKENS: &[&[u8]] = &[
+    b"\r\n", b"\n", b"\r", b"--", b"\r\n\r\n", b"&", b"=", b"%", b"%FF", b"%E4%B8", b"%00", b"+",
+    b"\"", b"\\", b"{", b"}", b"[", b"]", b":", b",", b"null", b"1e400", b"\\ud800", b"\xff",
+    b"\xe4\xb8", b"; filename=\"a\"", b"Content-Disposition: form-data; name=\"x\"\r\n\r\n",
+    b"\r\n----WebKitFormBoundaryq3ZyhSrcyDy0BoLs\r\n", b"\"x\":[[1]]",
+];
+
+fn form_case() -> BoxedStrategy<FormCase> {
+    let arbitrary = (
+        form_content_type(),
+        prop_oneof![
+            vec(any::<u8>(), 0..512),
+            soup(FORM_SOUP, 0..64).prop_map(String::into_bytes),
+        ],
+    )
+        .prop_map(|((content_type, supported), body)| FormCase {
+            content_type,
+            body: Body(body),
+            expect: Expect::Unknown,
+            supported,
+        });
+    let valid = encoded_form().prop_map(|(content_type, body, expect)| FormCase {
+        content_type: Some(content_type),
+        body: Body(body),
+        expect,
+        supported: Some(true),
+    });
+    let mutated = (
+        encoded_form(),
+        vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6),
+    )
+        .prop_map(|((content_type, body, _), edits)| FormCase {
+            content_type: Some(content_type),
+            body: Body(mutate_with(body, edits, FORM_TOKENS)),
+            expect: Expect::Unknown,
+            supported: Some(true),
+        });
+    let padded = (
+        form_content_type(),
+        MAX_BODY_BYTES - 2..MAX_BODY_BYTES + 3,
+        select(vec![&b"a="[..], b"{\"a\":\"", b"--x\r\n"]),
+    )
+        .prop_map(|((content_type, supported), n, head)| {
+            let mut body = head.to_vec();
+            body.resize(n, b'a');
+            FormCase {
+                content_type,
+                body: Body(body),
+                expect: Expect::Unknown,
+                supported,
+            }
+        });
+    prop_oneof![
+        3 => arbitrary,
+        4 => valid,
+        4 => mutated,
+        1 => padded,
+    ]
+    .boxed()
+}
+
+#[derive(Default)]
+struct FormTally {
+    ok: Cell<u64>,
+    fields: Cell<u64>,
+    round_trips: Cell<u64>,
+    by_status: RefCell<std::collections::BTreeMap<u16, u64>>,
+}
+
+fn check_form_body(case: &FormCase, tally: &FormTally) -> Result<(), TestCaseError> {
+    let body = &case.body.0;
+    let content_type = case.content_type.as_deref();
+    let result = form_body::parse(content_type, body);
+    if let Err(e) = &result {
+        *tally.by_status.borrow_mut().entry(e.status()).or_default() += 1;
+        prop_assert!(
+            matches!(e.status(), 400 | 413 | 415),
+            "status {}",
+            e.status()
+        );
+        prop_assert!(!e.to_string().is_empty());
+    }
+    if body.len() > MAX_BODY_BYTES {
+        prop_assert_eq!(result, Err(BodyError::TooLarge));
+        return Ok(());
+    }
+    prop_assert!(
+        result != Err(BodyError::TooLarge),
+        "TooLarge at {} bytes",
+        body.len()
+    );
+    let unsupported = matches!(result, Err(BodyError::UnsupportedMediaType(_)));
+    match case.supported {
+        Some(true) => prop_assert!(!unsupported, "{result:?}"),
+        Some(false) => prop_assert!(unsupported, "{result:?}"),
+        None => {}
+    }
+    if let Ok(fields) = &result {
+        bump(&tally.ok, 1);
+        bump(&tally.fields, fields.len());
+        prop_assert!(
+            fields.len() <= form_body::MAX_FIELDS,
+            "{} fields",
+            fields.len()
+        );
+        for (name, _) in fields {
+            let chars = name.chars().count();
+            prop_assert!(
+                (1..=MAX_FIELD_NAME_CHARS).contains(&chars) && !name.chars().any(char::is_control),
+                "name {name:?}"
+            );
+        }
+    }
+    match &case.expect {
+        Expect::Fields(fields) => {
+            bump(&tally.round_trips, 1);
+            prop_assert_eq!(&result, &Ok(fields.clone()));
+        }
+        Expect::TooMany => {
+            let too_many = format!("a form sends at most {} fields", form_body::MAX_FIELDS);
+            prop_assert_eq!(&result, &Err(BodyError::Malformed(too_many)));
+        }
+        Expect::Unknown => {}
+    }
+    // form_urlencoded is the reference: the same fields whenever the body is read, and a
+    // refusal only for invalid UTF-8 (which it would have replaced), a bad name or too many.
+    if content_type == Some(URLENCODED) {
+        let reference: Vec<(String, String)> = form_urlencoded::parse(body)
+            .map(|(n, v)| (n.into_owned(), v.into_owned()))
+            .collect();
+        match &result {
+            Ok(fields) => prop_assert_eq!(fields, &reference),
+            Err(e) => {
+                let explained = reference.len() > form_body::MAX_FIELDS
+                    || reference.iter().any(|(n, v)| {
+                        n.is_empty()
+                            || n.chars().count() > MAX_FIELD_NAME_CHARS
+                            || n.chars().any(char::is_control)
+                            || n.contains('\u{fffd}')
+                            || v.contains('\u{fffd}')
+                    });
+                prop_assert!(
+                    explained,
+                    "refused {e:?}, but form_urlencoded reads {reference:?}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn fuzz_form_body() {
+    let targets = Targets::default();
+    let tally = FormTally::default();
+    let n = targets.run("form/body", FORM_BODY, form_case(), |case| {
+        check_form_body(&case, &tally)
+    });
+    let statuses: Vec<String> = tally
+        .by_status
+        .borrow()
+        .iter()
+        .map(|(status, count)| format!("{count} refused {status}"))
+        .collect();
+    report(
+        "form/body",
+        n,
+        format!(
+            "{} read ({} fields), {}; {} round trips",
+            tally.ok.get(),
+            tally.fields.get(),
+            statuses.join(", "),
+            tally.round_trips.get()
+        ),
+    );
+    targets.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Email normalisation.
+// ---------------------------------------------------------------------------------------------
+
+#[rustfmt::skip]
+const EMAIL_SOUP: &[&str] = &[
+    "a", "Z", "0", "zhang", "@", "@", "＠", ".", ".", ".", "。", "．", "｡", "-", "_", "+", "例子",
+    "中国", "bücher", "Ü", "xn--", "ｚｈａｎｇ", "Ｅ", "\u{3000}", " ", "\t", "\u{0}", "é", "İ",
+    "Σ", "ß", "\u{212a}", "😀", "\u{a0}", "cn", "com", "\u{ff5e}", "\u{ff5f}", "\u{200b}",
+    "\u{85}", "\u{2028}", "\u{feff}",
+];
+
+fn email_input() -> BoxedStrategy<String> {
+    let near_limits = (
+        re("[a-zA-Z]{1,70}"),
+        1usize..6,
+        re("[a-z0-9]{40,64}"),
+        select(vec!["例子", "中国", "ü", "Ü", "ａ"]),
+    )
+        .prop_map(|(local, n, label, idn)| {
+            let labels: Vec<String> = (0..n)
+                .map(|i| {
+                    if i % 2 == 0 {
+                        label.clone()
+                    } else {
+                        format!("{idn}{}", label.get(..20).unwrap_or(&label))
+                    }
+                })
+                .collect();
+            format!("{local}@{}.cn", labels.join("."))
+        });
+    prop_oneof![
+        4 => soup(EMAIL_SOUP, 0..24),
+        2 => email(),
+        1 => text(0..64),
+        1 => vec(any::<u8>(), 0..64).prop_map(lossy),
+        1 => near_limits,
+    ]
+    .boxed()
+}
+
+/// Whether the part of `raw` before its first `@` (ASCII or full-width) is ASCII once
+/// full-width forms are folded: then the normalised local part must be ASCII too.
+fn ascii_local_part(raw: &str) -> bool {
+    raw.chars()
+        .take_while(|&c| c != '@' && c != '＠')
+        .all(|c| c.is_ascii() || ('\u{ff01}'..='\u{ff5e}').contains(&c) || c == '\u{3000}')
+}
+
+#[test]
+fn fuzz_normalise_email() {
+    let targets = Targets::default();
+    let normalised = Cell::new(0u64);
+    let idn = Cell::new(0u64);
+    let n = targets.run("pii/email", EMAIL_NORMALISE, email_input(), |raw| {
+        let Some(out) = normalise_email(&raw) else {
+            return Ok(());
+        };
+        normalised.set(normalised.get() + 1);
+        idn.set(idn.get() + u64::from(out.contains("xn--")));
+        prop_assert_eq!(out.matches('@').count(), 1, "{:?}", out);
+        prop_assert!(
+            !out.chars().any(|c| c.is_whitespace() || c.is_control()),
+            "{out:?}"
+        );
+        prop_assert!(out.len() <= 254, "{out:?}");
+        let (local, domain) = out.split_once('@').unwrap_or_default();
+        prop_assert!(!local.is_empty());
+        // The domain is always ASCII; the local part is kept as typed apart from case, so an
+        // internationalised mailbox stays non-ASCII (see `normalise_email`).
+        prop_assert!(domain.is_ascii() && domain.len() <= 253, "{out:?}");
+        prop_assert!(domain.split('.').count() >= 2, "{out:?}");
+        for label in domain.split('.') {
+            prop_assert!(
+                (1..=63).contains(&label.len())
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-'),
+                "label {label:?} of {out:?}"
+            );
+        }
+        if ascii_local_part(&raw) {
+            prop_assert!(out.is_ascii(), "{raw:?} became {out:?}");
+        }
+        prop_assert_eq!(normalise_email(&out), Some(out.clone()), "not idempotent");
+        Ok(())
+    });
+    report(
+        "pii/email",
+        n,
+        format!(
+            "{} normalised, {} with an internationalised domain",
+            normalised.get(),
+            idn.get()
+        ),
+    );
+    targets.finish();
+}
+
 /// The plan, printed once (the `const` assertion at the top keeps it at one million or more).
 #[test]
 fn case_counts() {
@@ -1583,6 +2138,8 @@ fn case_counts() {
         ("segment/bytes", SEGMENT_BYTES),
         ("segment/structured", SEGMENT_STRUCTURED),
         ("bot/hints", BOT_HINTS),
+        ("form/body", FORM_BODY),
+        ("pii/email", EMAIL_NORMALISE),
     ] {
         eprintln!("fuzz plan {target}: {cases} cases");
     }

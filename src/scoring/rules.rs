@@ -47,6 +47,12 @@ pub struct Line {
     pub at: crate::Millis,
 }
 
+/// Events whose properties are the contact's traits, so attribute rules look at them: identify
+/// calls and form submissions.
+pub fn carries_traits(event_name: &str) -> bool {
+    matches!(event_name, "identify" | crate::form::submit::FORM_SUBMITTED)
+}
+
 /// The points a contact's history earns under `model`, replaying its events in time order with
 /// the repeat policies applied in memory — the same outcome the ingest path reaches in SQL.
 /// `day_of` maps an instant to its scoring day.
@@ -62,7 +68,7 @@ pub fn replay<'e>(
     let mut out = Vec::new();
     for (id, name, props, at) in events {
         let mut awards = event_awards(model, name, props);
-        if name == "identify" {
+        if carries_traits(name) {
             awards.extend(attribute_awards(model, props));
         }
         for a in awards {

@@ -2,6 +2,8 @@
 
 use super::{Db, Row, RowExt, Statement};
 use crate::error::Error;
+use crate::pii::{PiiKeys, PiiKind};
+use crate::privacy::{mask_email, mask_name, mask_phone};
 use crate::time::Millis;
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -25,6 +27,50 @@ pub struct ContactView {
     pub merged_into: Option<String>,
     pub has_email: bool,
     pub has_phone: bool,
+    /// Personal data, masked unless the reader may see it (see [`ContactView::reveal`]).
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub name: Option<String>,
+    /// `invalid` or `bounced` when the address or number cannot be used.
+    pub email_status: Option<String>,
+    pub phone_status: Option<String>,
+    /// Set when the person's data was erased on request.
+    pub erased_at: Option<String>,
+    #[serde(skip)]
+    pub sealed: SealedPii,
+}
+
+/// The ciphertexts behind a view, opened only by [`ContactView::reveal`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SealedPii {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub name: Option<String>,
+}
+
+impl ContactView {
+    /// Fills in the personal fields: in full when `unmasked`, masked otherwise. A value that
+    /// does not open (rotated-away key) shows as `"[sealed]"` rather than failing the read.
+    pub fn reveal(&mut self, keys: Option<&PiiKeys>, unmasked: bool) {
+        let open = |kind, cipher: &Option<String>| -> Option<String> {
+            let cipher = cipher.as_deref()?;
+            Some(
+                keys.and_then(|k| k.open(kind, cipher).ok())
+                    .unwrap_or_else(|| "[sealed]".into()),
+            )
+        };
+        let email = open(PiiKind::Email, &self.sealed.email);
+        let phone = open(PiiKind::Phone, &self.sealed.phone);
+        let name = open(PiiKind::Name, &self.sealed.name);
+        let sealed = |v: &String| v == "[sealed]";
+        if unmasked {
+            (self.email, self.phone, self.name) = (email, phone, name);
+        } else {
+            self.email = email.map(|e| if sealed(&e) { e } else { mask_email(&e) });
+            self.phone = phone.map(|p| if sealed(&p) { p } else { mask_phone(&p) });
+            self.name = name.map(|n| if sealed(&n) { n } else { mask_name(&n) });
+        }
+    }
 }
 
 /// One entry of a contact's timeline.
@@ -40,10 +86,11 @@ pub struct TimelineEntry {
 const CONTACT_BY_ID: &str =
     "SELECT id, lead_status, lifecycle_stage, score, first_seen_at, last_seen_at, \
     attributes, first_touch, last_touch, merged_into, email_index IS NOT NULL AS has_email, \
-    phone_index IS NOT NULL AS has_phone \
+    phone_index IS NOT NULL AS has_phone, email_cipher, phone_cipher, name_cipher, \
+    email_status, phone_status, erased_at \
     FROM contacts WHERE workspace = ?1 AND id = ?2";
-const CONTACT_BY_VISITOR: &str = "SELECT contact_id FROM identities \
-    WHERE workspace = ?1 AND kind = 'visitor' AND value = ?2";
+const CONTACT_BY_IDENTITY: &str = "SELECT contact_id FROM identities \
+    WHERE workspace = ?1 AND kind = ?2 AND value = ?3";
 const VISITORS_OF: &str = "SELECT value FROM identities \
     WHERE workspace = ?1 AND kind = 'visitor' AND contact_id = ?2 ORDER BY created_at, value";
 const TIMELINE: &str = "SELECT id, name, site, properties, occurred_at FROM events \
@@ -55,10 +102,21 @@ pub async fn find_by_visitor(
     workspace: &str,
     visitor_id: &str,
 ) -> Result<Option<ContactView>, Error> {
+    find_by_identity(db, workspace, "visitor", visitor_id).await
+}
+
+/// The contact an identity (a visitor id, or the blind index of an email, phone or user id)
+/// points at.
+pub async fn find_by_identity(
+    db: &impl Db,
+    workspace: &str,
+    kind: &str,
+    value: &str,
+) -> Result<Option<ContactView>, Error> {
     let rows = db
         .query(&Statement::new(
-            CONTACT_BY_VISITOR,
-            vec![workspace.into(), visitor_id.into()],
+            CONTACT_BY_IDENTITY,
+            vec![workspace.into(), kind.into(), value.into()],
         ))
         .await?;
     match rows.first().and_then(|r| r.text("contact_id")) {
@@ -102,6 +160,17 @@ fn contact_view(row: &Row, visitors: Vec<Row>) -> ContactView {
         merged_into: row.text("merged_into"),
         has_email: row.int("has_email") == Some(1),
         has_phone: row.int("has_phone") == Some(1),
+        email: None,
+        phone: None,
+        name: None,
+        email_status: row.text("email_status"),
+        phone_status: row.text("phone_status"),
+        erased_at: row.int("erased_at").map(|t| Millis(t).rfc3339()),
+        sealed: SealedPii {
+            email: row.text("email_cipher"),
+            phone: row.text("phone_cipher"),
+            name: row.text("name_cipher"),
+        },
     }
 }
 

@@ -77,6 +77,25 @@ const MERGE_FIRST_TOUCH: &str = "UPDATE contacts SET (first_touch, first_touch_a
     WHERE id IN (SELECT m.into_contact FROM merges m JOIN contacts f ON f.id = m.from_contact \
       WHERE m.applied = 0 AND f.first_touch_at IS NOT NULL \
         AND (contacts.first_touch_at IS NULL OR f.first_touch_at < contacts.first_touch_at))";
+// Two known records of one person (found by monthly cleaning): the survivor keeps its own
+// contact points and takes the ones it lacked.
+const MERGE_CONTACT_POINTS: &str = "UPDATE contacts SET \
+    email_cipher = COALESCE(email_cipher, (SELECT f.email_cipher FROM merges m JOIN contacts f ON f.id = m.from_contact \
+      WHERE m.applied = 0 AND m.into_contact = contacts.id AND f.email_index IS NOT NULL ORDER BY f.id LIMIT 1)), \
+    email_index = COALESCE(email_index, (SELECT f.email_index FROM merges m JOIN contacts f ON f.id = m.from_contact \
+      WHERE m.applied = 0 AND m.into_contact = contacts.id AND f.email_index IS NOT NULL ORDER BY f.id LIMIT 1)), \
+    phone_cipher = COALESCE(phone_cipher, (SELECT f.phone_cipher FROM merges m JOIN contacts f ON f.id = m.from_contact \
+      WHERE m.applied = 0 AND m.into_contact = contacts.id AND f.phone_index IS NOT NULL ORDER BY f.id LIMIT 1)), \
+    phone_index = COALESCE(phone_index, (SELECT f.phone_index FROM merges m JOIN contacts f ON f.id = m.from_contact \
+      WHERE m.applied = 0 AND m.into_contact = contacts.id AND f.phone_index IS NOT NULL ORDER BY f.id LIMIT 1)), \
+    name_cipher = COALESCE(name_cipher, (SELECT f.name_cipher FROM merges m JOIN contacts f ON f.id = m.from_contact \
+      WHERE m.applied = 0 AND m.into_contact = contacts.id AND f.name_cipher IS NOT NULL ORDER BY f.id LIMIT 1)) \
+    WHERE id IN (SELECT into_contact FROM merges WHERE applied = 0)";
+// Points moved: the cached score follows.
+const MERGE_SCORE: &str =
+    "UPDATE contacts SET score = (SELECT COALESCE(sum(delta), 0) FROM points p \
+    WHERE p.workspace = contacts.workspace AND p.contact_id = contacts.id) \
+    WHERE id IN (SELECT into_contact FROM merges WHERE applied = 0)";
 const MERGE_IDENTITIES: &str = "UPDATE identities SET contact_id = \
     (SELECT into_contact FROM merges m WHERE m.workspace = identities.workspace AND m.from_contact = identities.contact_id) \
     WHERE contact_id IN (SELECT from_contact FROM merges WHERE applied = 0)";
@@ -93,6 +112,9 @@ const MERGE_POINTS: &str = "UPDATE OR IGNORE points SET contact_id = \
     WHERE workspace = ?1 AND contact_id IN (SELECT from_contact FROM merges WHERE applied = 0)";
 const MERGE_SIGNALS: &str = "UPDATE OR IGNORE signals SET contact_id = \
     (SELECT into_contact FROM merges m WHERE m.workspace = signals.workspace AND m.from_contact = signals.contact_id) \
+    WHERE workspace = ?1 AND contact_id IN (SELECT from_contact FROM merges WHERE applied = 0)";
+const MERGE_CONSENTS: &str = "UPDATE consents SET contact_id = \
+    (SELECT into_contact FROM merges m WHERE m.workspace = consents.workspace AND m.from_contact = consents.contact_id) \
     WHERE workspace = ?1 AND contact_id IN (SELECT from_contact FROM merges WHERE applied = 0)";
 const MERGE_DONE: &str = "UPDATE merges SET applied = 1 WHERE applied = 0";
 
@@ -117,9 +139,37 @@ const LAST_TOUCH: &str = "UPDATE contacts SET last_touch = ?4, last_touch_at = ?
     WHERE id = (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3) \
       AND (last_touch_at IS NULL OR last_touch_at < ?5)";
 
+// After the merges, so a grant lands on the contact that survives. Ids derive from the event,
+// so a redelivered batch records nothing twice.
+const RECORD_CONSENT: &str = "INSERT OR IGNORE INTO consents \
+    (workspace, id, contact_id, channel, purpose, granted, wording_version, source, form_id, \
+     event_id, ip_hash, user_agent, recorded_at) \
+    SELECT ?1, ?4, c, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 FROM \
+      (SELECT COALESCE(?5, (SELECT contact_id FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3)) AS c) \
+    WHERE c IS NOT NULL";
+
 const COUNT_DROPS: &str =
     "INSERT INTO ingest_drops (day, source, reason, count) VALUES (?1, ?2, ?3, ?4) \
     ON CONFLICT (day, source, reason) DO UPDATE SET count = count + excluded.count";
+
+/// The statements that apply every pending merge: the surviving contact takes the history,
+/// identities, points, signals, consent records and any contact point it lacked.
+pub(super) fn apply_merges(workspace: &str) -> Vec<Statement> {
+    let ws = || vec![Value::from(workspace)];
+    vec![
+        Statement::new(MERGE_SPAN, vec![]),
+        Statement::new(MERGE_FIRST_TOUCH, vec![]),
+        Statement::new(MERGE_CONTACT_POINTS, vec![]),
+        Statement::new(MERGE_IDENTITIES, vec![]),
+        Statement::new(MERGE_EVENTS, ws()),
+        Statement::new(MERGE_POINTS, ws()),
+        Statement::new(MERGE_SIGNALS, ws()),
+        Statement::new(MERGE_CONSENTS, ws()),
+        Statement::new(MERGE_SCORE, vec![]),
+        Statement::new(MERGE_MARK_CONTACTS, vec![]),
+        Statement::new(MERGE_DONE, vec![]),
+    ]
+}
 
 /// How a statement finds the subject's contact: through the identities (kind, value), or
 /// directly (a contact named by a signed token).
@@ -200,15 +250,7 @@ pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Ve
         claim_statements(e, &mut out);
     }
     if !claimed.is_empty() {
-        let ws = claimed[0].workspace.as_str();
-        out.push(Statement::new(MERGE_SPAN, vec![]));
-        out.push(Statement::new(MERGE_FIRST_TOUCH, vec![]));
-        out.push(Statement::new(MERGE_IDENTITIES, vec![]));
-        out.push(Statement::new(MERGE_EVENTS, vec![ws.into()]));
-        out.push(Statement::new(MERGE_POINTS, vec![ws.into()]));
-        out.push(Statement::new(MERGE_SIGNALS, vec![ws.into()]));
-        out.push(Statement::new(MERGE_MARK_CONTACTS, vec![]));
-        out.push(Statement::new(MERGE_DONE, vec![]));
+        out.extend(apply_merges(claimed[0].workspace.as_str()));
     }
 
     for e in &events {
@@ -230,6 +272,9 @@ pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Ve
             e.session_id.clone().into(),
         ]);
         out.push(Statement::new(INSERT_EVENT, p));
+    }
+    for e in &events {
+        consent_statements(e, &mut out);
     }
     for ((workspace, subject), (first, last)) in &subjects {
         let (kind, value, contact) = subject_parts(subject);
@@ -265,6 +310,28 @@ pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Ve
         ));
     }
     out
+}
+
+fn consent_statements(e: &Event, out: &mut Vec<Statement>) {
+    for c in &e.consents {
+        let (kind, value, contact) = subject_parts(&e.subject);
+        let mut p = subject_params(&e.workspace, kind, value);
+        p.extend([
+            format!("{}:{}", e.id, c.item).into(),
+            contact,
+            c.channel.as_str().into(),
+            c.purpose.as_str().into(),
+            i64::from(c.granted).into(),
+            c.wording_version.clone().into(),
+            c.source.as_str().into(),
+            c.form_id.clone().into(),
+            e.id.as_str().into(),
+            c.ip_hash.clone().into(),
+            c.user_agent.clone().into(),
+            e.occurred_at.into(),
+        ]);
+        out.push(Statement::new(RECORD_CONSENT, p));
+    }
 }
 
 fn claim_statements(e: &Event, out: &mut Vec<Statement>) {
@@ -323,7 +390,12 @@ fn claim_statements(e: &Event, out: &mut Vec<Statement>) {
     let attributes: Map<String, Json> = e
         .properties
         .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "url" | "referrer" | "title"))
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "url" | "referrer" | "title" | "form_id" | "form_version"
+            )
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if !attributes.is_empty() {

@@ -2,10 +2,14 @@
 //! functions) and native SQLite (in tests and benchmarks) both implement, so the very same SQL
 //! and the very same `schema/` migrations run in both places.
 
+pub mod cleaning;
+pub mod consent;
 pub mod contacts;
+pub mod forms;
 pub mod ingest;
 pub mod lifecycle;
 pub mod ops;
+pub mod privacy;
 pub mod scoring;
 pub mod sites;
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]

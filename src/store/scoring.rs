@@ -121,7 +121,7 @@ pub fn statements(model: &Model, events: &[&Event]) -> Vec<Statement> {
         let subject = subject_values(e);
         let day = scoring_day(e.occurred_at);
         let mut awards = event_awards(model, &e.name, &e.properties);
-        if e.name == "identify" {
+        if crate::scoring::rules::carries_traits(&e.name) {
             awards.extend(attribute_awards(model, &e.properties));
         }
         for a in &awards {

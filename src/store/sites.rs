@@ -23,7 +23,12 @@ pub fn validate(site: &Site) -> Result<(), Error> {
     if site.name.trim().is_empty() || site.name.chars().count() > 200 {
         return Err(Error::invalid("name", "name must be 1-200 characters"));
     }
-    for (i, o) in site.allowed_origins.iter().enumerate() {
+    validate_origins(&site.allowed_origins)
+}
+
+/// Origins as sites and forms list them: `scheme://host[:port]`, nothing more.
+pub fn validate_origins(origins: &[String]) -> Result<(), Error> {
+    for (i, o) in origins.iter().enumerate() {
         let ok = (o.starts_with("https://") || o.starts_with("http://"))
             && !o[o.find("//").map_or(0, |p| p + 2)..].contains('/')
             && o.len() <= 255;

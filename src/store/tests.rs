@@ -18,6 +18,7 @@ fn visit(id: &str, vid: &str, name: &str, at: i64, props: serde_json::Value) -> 
         name: name.into(),
         properties: props.as_object().cloned().unwrap_or_default(),
         claims: Default::default(),
+        consents: Vec::new(),
         occurred_at: Millis(at),
         received_at: Millis(at),
     }

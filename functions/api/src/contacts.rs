@@ -1,9 +1,12 @@
 //! `/v1/contacts`: finding contacts and reading their timelines.
 
 use crate::{query_param, ApiContext};
+use kindling::auth::Scope;
 use kindling::event::{is_valid_visitor_id, DEFAULT_WORKSPACE};
 use kindling::identity::is_valid_contact_id;
-use kindling::store::contacts;
+use kindling::pii::{normalise_email, normalise_phone, PiiKind};
+use kindling::store::contacts::{self, ContactView};
+use kindling::store::privacy as rights;
 use kindling::{Error, Millis};
 use kindling_edge::http;
 use worker::{Method, Response, Result};
@@ -18,24 +21,70 @@ pub async fn route(ctx: &ApiContext, segs: &[&str]) -> Result<Response> {
         [id] if get => http::respond(show(ctx, id).await),
         [id, "timeline"] if get => http::respond(timeline(ctx, id).await),
         [id, "score"] if get => http::respond(score(ctx, id).await),
-        [] | [_] | [_, "timeline" | "score"] => http::method_not_allowed(&[Method::Get]),
+        [id, "consents"] if get => http::respond(consents(ctx, id).await),
+        [id, "export"] if get => http::respond(export(ctx, id).await),
+        [id] if ctx.req.method() == Method::Delete => http::respond(erase(ctx, id).await),
+        [_] => http::method_not_allowed(&[Method::Get, Method::Delete]),
+        [] | [_, "timeline" | "score" | "consents" | "export"] => {
+            http::method_not_allowed(&[Method::Get])
+        }
         _ => http::not_found(),
     }
 }
 
-/// `GET /v1/contacts?vid=<visitor id>`: the contact a visitor resolves to.
+/// `GET /v1/contacts?vid=<visitor id>` | `?email=` | `?phone=`: the contact an identifier
+/// resolves to. Emails and phones are looked up by their blind index, never stored in clear.
 async fn search(ctx: &ApiContext) -> std::result::Result<Result<Response>, Error> {
-    let vid = query_param(&ctx.req, "vid")
-        .ok_or_else(|| Error::invalid("vid", "give a visitor id to search by: ?vid=<id>"))?;
-    if !is_valid_visitor_id(&vid) {
+    let found = if let Some(vid) = query_param(&ctx.req, "vid") {
+        if !is_valid_visitor_id(&vid) {
+            return Err(Error::invalid(
+                "vid",
+                "visitor ids are 8-64 of A-Z a-z 0-9 - _",
+            ));
+        }
+        contacts::find_by_visitor(&ctx.db, DEFAULT_WORKSPACE, &vid).await?
+    } else if let Some((kind, normalised)) = personal_query(ctx)? {
+        let keys = kindling_edge::pii_keys(&ctx.env)
+            .ok_or_else(|| Error::NotConfigured("KINDLING_PII_KEY is not configured".into()))?;
+        let index = keys.index(kind, &normalised);
+        contacts::find_by_identity(&ctx.db, DEFAULT_WORKSPACE, kind.as_str(), &index).await?
+    } else {
         return Err(Error::invalid(
             "vid",
-            "visitor ids are 8-64 of A-Z a-z 0-9 - _",
+            "search by ?vid=<visitor id>, ?email= or ?phone=",
         ));
+    };
+    let mut list: Vec<_> = found.into_iter().collect();
+    for c in &mut list {
+        present(ctx, c).await?;
     }
-    let found = contacts::find_by_visitor(&ctx.db, DEFAULT_WORKSPACE, &vid).await?;
-    let list: Vec<_> = found.into_iter().collect();
     Ok(http::json(200, &serde_json::json!({ "contacts": list })))
+}
+
+fn personal_query(ctx: &ApiContext) -> std::result::Result<Option<(PiiKind, String)>, Error> {
+    if let Some(e) = query_param(&ctx.req, "email") {
+        let n = normalise_email(&e)
+            .ok_or_else(|| Error::invalid("email", "not a valid email address"))?;
+        return Ok(Some((PiiKind::Email, n)));
+    }
+    if let Some(p) = query_param(&ctx.req, "phone") {
+        let n = normalise_phone(&p)
+            .ok_or_else(|| Error::invalid("phone", "not a valid phone number"))?;
+        return Ok(Some((PiiKind::Phone, n)));
+    }
+    Ok(None)
+}
+
+/// Shows personal data masked, or in full to a `pii:read` token — and then audits the read.
+async fn present(ctx: &ApiContext, c: &mut ContactView) -> std::result::Result<(), Error> {
+    let unmasked = ctx.principal.has(Scope::PiiRead);
+    let keys = kindling_edge::pii_keys(&ctx.env);
+    c.reveal(keys.as_ref(), unmasked);
+    let holds_pii = c.sealed.email.is_some() || c.sealed.phone.is_some() || c.sealed.name.is_some();
+    if unmasked && holds_pii {
+        crate::privacy::audit(ctx, "contact.pii_read", Some(&c.id), serde_json::json!({})).await?;
+    }
+    Ok(())
 }
 
 fn checked_id(id: &str) -> std::result::Result<(), Error> {
@@ -51,9 +100,10 @@ fn checked_id(id: &str) -> std::result::Result<(), Error> {
 
 async fn show(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response>, Error> {
     checked_id(id)?;
-    let contact = contacts::get(&ctx.db, DEFAULT_WORKSPACE, id)
+    let mut contact = contacts::get(&ctx.db, DEFAULT_WORKSPACE, id)
         .await?
         .ok_or_else(|| Error::NotFound(format!("contact {id}")))?;
+    present(ctx, &mut contact).await?;
     let mut body = serde_json::to_value(&contact).map_err(|e| Error::Store(e.to_string()))?;
     if let Some(model) = kindling::store::scoring::active_model(&ctx.db, DEFAULT_WORKSPACE).await? {
         body["tier"] = kindling::scoring::model::tier(contact.score, &model.thresholds).into();
@@ -64,12 +114,7 @@ async fn show(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response
 /// `GET /v1/contacts/{id}/score`: the score, by dimension, and the ledger that explains it.
 async fn score(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response>, Error> {
     checked_id(id)?;
-    if contacts::get(&ctx.db, DEFAULT_WORKSPACE, id)
-        .await?
-        .is_none()
-    {
-        return Err(Error::NotFound(format!("contact {id}")));
-    }
+    exists(ctx, id).await?;
     let view = kindling::store::scoring::ledger(&ctx.db, DEFAULT_WORKSPACE, id).await?;
     Ok(http::json(200, &view))
 }
@@ -94,15 +139,58 @@ async fn timeline(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Resp
             .map(Millis)
             .ok_or_else(|| Error::invalid("before", "before is a time in epoch milliseconds"))?,
     };
-    if contacts::get(&ctx.db, DEFAULT_WORKSPACE, id)
-        .await?
-        .is_none()
-    {
-        return Err(Error::NotFound(format!("contact {id}")));
-    }
+    exists(ctx, id).await?;
     let events = contacts::timeline(&ctx.db, DEFAULT_WORKSPACE, id, before, limit).await?;
     Ok(http::json(
         200,
         &serde_json::json!({ "contact_id": id, "events": events }),
     ))
+}
+
+/// `GET /v1/contacts/{id}/consents`: the consent ledger and the current state per channel.
+async fn consents(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response>, Error> {
+    checked_id(id)?;
+    exists(ctx, id).await?;
+    let now = kindling_edge::now();
+    let records = kindling::store::consent::records(&ctx.db, DEFAULT_WORKSPACE, id).await?;
+    let current = kindling::store::consent::current(&ctx.db, DEFAULT_WORKSPACE, id, now).await?;
+    let mut state = serde_json::Map::new();
+    for (channel, granted) in current {
+        state.insert(channel.as_str().into(), granted.into());
+    }
+    Ok(http::json(
+        200,
+        &serde_json::json!({ "contact_id": id, "current": state, "ledger": records }),
+    ))
+}
+
+/// `GET /v1/contacts/{id}/export`: everything held about the person, decrypted. Needs
+/// `pii:read`; audited.
+async fn export(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response>, Error> {
+    checked_id(id)?;
+    ctx.principal.require(Scope::PiiRead)?;
+    let keys = kindling_edge::pii_keys(&ctx.env);
+    let data = rights::export(&ctx.db, DEFAULT_WORKSPACE, id, keys.as_ref())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("contact {id}")))?;
+    crate::privacy::audit(ctx, "contact.exported", Some(id), serde_json::json!({})).await?;
+    Ok(http::json(200, &data))
+}
+
+/// `DELETE /v1/contacts/{id}`: erasure. Needs `pii:erase`; audited in the same batch.
+async fn erase(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response>, Error> {
+    checked_id(id)?;
+    ctx.principal.require(Scope::PiiErase)?;
+    let entry = crate::privacy::entry(ctx, "contact.erased", Some(id), serde_json::json!({}));
+    if !rights::erase(&ctx.db, DEFAULT_WORKSPACE, id, entry, kindling_edge::now()).await? {
+        return Err(Error::NotFound(format!("contact {id}")));
+    }
+    Ok(http::json(200, &serde_json::json!({ "erased": id })))
+}
+
+async fn exists(ctx: &ApiContext, id: &str) -> std::result::Result<(), Error> {
+    match contacts::get(&ctx.db, DEFAULT_WORKSPACE, id).await? {
+        Some(_) => Ok(()),
+        None => Err(Error::NotFound(format!("contact {id}"))),
+    }
 }

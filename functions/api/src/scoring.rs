@@ -40,15 +40,6 @@ async fn replace(ctx: &ApiContext, body: &[u8]) -> std::result::Result<Result<Re
     let model = Model::parse(body)?;
     let saved =
         scoring::save_model(&ctx.db, DEFAULT_WORKSPACE, &model, kindling_edge::now()).await?;
-    let text = serde_json::to_string(&saved).map_err(|e| Error::Store(e.to_string()))?;
-    let kv = ctx
-        .env
-        .kv("CONFIG")
-        .map_err(|e| Error::Store(e.to_string()))?;
-    kv.put(KV_KEY, text)
-        .map_err(|e| Error::Store(e.to_string()))?
-        .execute()
-        .await
-        .map_err(|e| Error::Store(e.to_string()))?;
+    crate::publish(ctx, KV_KEY, &saved).await?;
     Ok(http::json(200, &saved))
 }

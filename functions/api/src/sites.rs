@@ -47,15 +47,6 @@ async fn put(
     let site: Site = serde_json::from_value(value)
         .map_err(|e| Error::invalid("body", format!("not a site definition: {e}")))?;
     sites::upsert(&ctx.db, DEFAULT_WORKSPACE, &site, kindling_edge::now()).await?;
-    let kv = ctx
-        .env
-        .kv("CONFIG")
-        .map_err(|e| Error::Store(e.to_string()))?;
-    let text = serde_json::to_string(&site).map_err(|e| Error::Store(e.to_string()))?;
-    kv.put(&kv_key(&site.key), text)
-        .map_err(|e| Error::Store(e.to_string()))?
-        .execute()
-        .await
-        .map_err(|e| Error::Store(e.to_string()))?;
+    crate::publish(ctx, &kv_key(&site.key), &site).await?;
     Ok(http::json(200, &site))
 }

@@ -80,6 +80,19 @@ pub fn respond(result: Result<worker::Result<Response>, Error>) -> worker::Resul
     }
 }
 
+/// Adds CORS headers for `origin` (already judged allowed by the caller). Every answer carries
+/// them, errors included: a `fetch` sender must be able to read a 4xx as a 4xx, and to read
+/// `Retry-After` on a 429 or 503.
+pub fn with_cors(mut resp: Response, origin: Option<&str>) -> worker::Result<Response> {
+    if let Some(o) = origin {
+        resp.headers_mut().set("Access-Control-Allow-Origin", o)?;
+        resp.headers_mut().set("Vary", "Origin")?;
+        resp.headers_mut()
+            .set("Access-Control-Expose-Headers", "Retry-After")?;
+    }
+    Ok(resp)
+}
+
 /// The path split into its non-empty segments.
 pub fn segments(path: &str) -> Vec<&str> {
     path.split('/').filter(|s| !s.is_empty()).collect()

@@ -2,6 +2,7 @@
 //! JSON answers in the one error shape, the request clock and random ids. Nothing here decides
 //! anything about marketing; that is the core's job.
 
+pub mod config;
 pub mod d1;
 pub mod http;
 pub mod queue;

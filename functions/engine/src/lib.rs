@@ -77,6 +77,9 @@ const STAGES: Paging = Paging {
     pages_per_tick: 50,
 };
 
+/// Monthly cleaning steps per tick (a duplicate merge, then pages of contact-point checks).
+const CLEANING_STEPS_PER_TICK: usize = 20;
+
 /// Runs `pass` (one page, returning how many contacts it handled) until a page comes back
 /// short, the tick's page budget is spent, or the CPU limit nears. Returns the contacts handled.
 async fn paged<F, Fut>(paging: &Paging, mut pass: F) -> std::result::Result<usize, kindling::Error>
@@ -112,9 +115,20 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
         decayed = paged(&DECAY, |n| scoring::decay_pass(&db, &model, ws, now, n)).await?;
     }
     let staged = paged(&STAGES, |n| lifecycle::stage_pass(&db, ws, now, n)).await?;
+    let keys = kindling_edge::pii_keys(env);
+    let mut cleaning = None;
+    for _ in 0..CLEANING_STEPS_PER_TICK {
+        cleaning = kindling::store::cleaning::step(&db, ws, keys.as_ref(), now).await?;
+        if cleaning.as_ref().is_none_or(|r| r.finished_at.is_some())
+            || worker::signal::is_near_cpu_limit()
+        {
+            break;
+        }
+    }
     console_log!(
-        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged} contacts",
-        now.rfc3339()
+        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged} contacts; cleaning {:?}",
+        now.rfc3339(),
+        cleaning.map(|r| (r.month, r.merged, r.invalid_flagged, r.finished_at.is_some()))
     );
     Ok(())
 }

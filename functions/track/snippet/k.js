@@ -199,6 +199,32 @@
         return r;
       };
     });
+    // Kindling forms (action …/f/<form>): the visitor id links the anonymous history to the
+    // lead, and the page's start time lets the server tell people from instant bots. Fields are
+    // added while the submit event runs, before the browser collects the form's data.
+    const t0 = Date.now();
+    d.addEventListener(
+      'submit',
+      (e) => {
+        try {
+          const f = e.target;
+          const add = (k, v) => {
+            if (v && !f.elements[k]) {
+              const i = d.createElement('input');
+              i.type = 'hidden';
+              i.name = k;
+              i.value = v;
+              f.appendChild(i);
+            }
+          };
+          if (/\/f\/[\w-]+$/.test(f.action)) {
+            add('_kts', t0);
+            if (allowed()) add('_kvid', vid || get('kindling_vid'));
+          }
+        } catch (x) {}
+      },
+      true
+    );
     w.addEventListener('popstate', nav);
     w.addEventListener('pagehide', flush);
     d.addEventListener('visibilitychange', () => d.visibilityState == 'hidden' && flush());

@@ -16,7 +16,7 @@ use worker::*;
 /// `Retry-After` on a 503.
 pub async fn handle(req: Request, env: &Env) -> Result<Response> {
     let origin = Client::of(&req).origin;
-    with_cors(answer(req, env).await?, origin.as_deref())
+    http::with_cors(answer(req, env).await?, origin.as_deref())
 }
 
 async fn answer(mut req: Request, env: &Env) -> Result<Response> {
@@ -125,17 +125,7 @@ pub fn preflight(req: &Request) -> Result<Response> {
     headers.set("Access-Control-Allow-Methods", "POST")?;
     headers.set("Access-Control-Allow-Headers", "Content-Type")?;
     headers.set("Access-Control-Max-Age", "86400")?;
-    with_cors(resp.with_headers(headers), client.origin.as_deref())
-}
-
-fn with_cors(mut resp: Response, origin: Option<&str>) -> Result<Response> {
-    if let Some(o) = origin {
-        resp.headers_mut().set("Access-Control-Allow-Origin", o)?;
-        resp.headers_mut().set("Vary", "Origin")?;
-        resp.headers_mut()
-            .set("Access-Control-Expose-Headers", "Retry-After")?;
-    }
-    Ok(resp)
+    http::with_cors(resp.with_headers(headers), client.origin.as_deref())
 }
 
 fn too_large() -> Result<Response> {

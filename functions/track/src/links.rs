@@ -39,6 +39,7 @@ fn event(name: &str, claims: &LinkClaims, client: &Client) -> IngestMessage {
         name: name.into(),
         properties,
         claims: Default::default(),
+        consents: Vec::new(),
         occurred_at: now,
         received_at: now,
     })
