@@ -32,6 +32,10 @@ WRK_SECS=5
 ROUNDS=3
 WARM_SECS=3
 WRK_ARGS=(-t"$WRK_THREADS" -c"$WRK_CONNS" --timeout 5s)
+# Form capture: submissions, distinct people (each repeated in other spellings), in flight.
+FORMS_N=1000
+FORMS_PEOPLE=250
+FORMS_IN_FLIGHT=100
 # A desktop Chrome: HeadlessChrome, curl or wrk's own User-Agent would be dropped as bots
 # (still answered, but not the path a real visitor takes).
 UA="Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
@@ -122,6 +126,13 @@ cpu_row() { # NAME LABEL -> CPU ms per request by process
     "$(sum "$(get "${t}_CPU_${fn}")" "$(get "${t}_CPU_engine")" "$(get "${t}_CPU_forms")" "$(get "${t}_CPU_api")")"
 }
 
+FORMS_RESULT="**FAIL**"
+if [ "$(get FORMS_LOST)" = 0 ] && [ "$(get FORMS_SPLIT)" = 0 ] && [ "$(get FORMS_CONSENTS_MISSING)" = 0 ] \
+  && [ "$(get FORMS_ACCEPTED)" = "$(get FORMS_N)" ] && [ "$(get FORMS_NEW_KNOWN)" = "$(get FORMS_PEOPLE)" ] \
+  && [ "$(get FORMS_NEW_CONSENTS)" = "$(get FORMS_EXPECTED_CONSENTS)" ]; then
+  FORMS_RESULT="**pass**"
+fi
+
 cat >"$OUT" <<EOF
 # Performance
 
@@ -144,6 +155,7 @@ percent from run to run here; they are given for context only.
 | 3. core beacon events/s, one thread | $(int "$core_beacon_json_events_per_s") | $(int "$core_beacon_events_per_s") | $CORE_RATIO | ≥ 200,000 events/s | $(ge "$core_beacon_events_per_s" 200000) |
 | 4. track Wasm, gzip -9 | $(kb "$GIF_WASM_GZ") | $(kb "$TRACK_WASM_GZ") | $SIZE_RATIO | ≤ 300 KB | $(le "$TRACK_WASM_GZ" 300000) |
 | 5. scoring rule checks/s, one thread (the seeded model × the beacons' events) | – | $(int "${core_rule_checks_per_s:-0}") | – | ≥ 1,000,000 | $(ge "${core_rule_checks_per_s:-0}" 1000000) |
+| 6. forms \`POST /f/demo-signup\`, submissions/s ($(get FORMS_N) at once, $(get FORMS_PEOPLE) people) | $(int "$(get FORMS_HEALTH_RPS)") | $(int "$(get FORMS_RPS)") | $(div "$(get FORMS_RPS)" "$(get FORMS_HEALTH_RPS)") | 0 lost, 0 duplicate contacts, every consent recorded | $FORMS_RESULT |
 
 ## 1. track over HTTP vs a minimal worker
 
@@ -296,6 +308,30 @@ and frees every message and runs with colder caches):
 
 KB = 1,000 bytes. track's module is the one in \`functions/track/build\` when the run started
 (built by \`scripts/build.sh\` if missing), the same one measured in 1.
+
+## 6. Form capture under a burst
+
+\`bench/forms.mjs\` posts $(get FORMS_N) submissions of the demo form to the forms function, $(get FORMS_IN_FLIGHT) in
+flight at a time, as JSON from the demo page's origin: $(get FORMS_PEOPLE) people, each four times with the email
+in another case or spacing and the phone as \`139…\`, \`+86 139 …\`, full-width digits or with dashes
+(every submission ticks the email consent box, half of them the SMS box too). A 429 or 503 would be
+retried after its Retry-After, as the snippet does; retries: $(get FORMS_RETRIED). The baseline is
+the same number of \`GET /health\` requests to the forms function with the same client and concurrency,
+measured just before. After the burst the engine drains the queue; then every person is looked up
+through the api by email and by phone.
+
+| what | result |
+|---|---|
+| accepted (200) | $(get FORMS_ACCEPTED) of $(get FORMS_N) |
+| submissions/s (baseline \`/health\` req/s) | $(int "$(get FORMS_RPS)") ($(int "$(get FORMS_HEALTH_RPS)")) |
+| queue drained and written by engine after the burst | $(get FORMS_DRAIN_S) s |
+| new people (live contacts with an email or phone) | $(get FORMS_NEW_KNOWN), expected $(get FORMS_PEOPLE) |
+| submissions missing from a person's timeline (lost) | $(get FORMS_LOST) |
+| people whose email and phone found different contacts (duplicates) | $(get FORMS_SPLIT) |
+| consent records written / expected | $(get FORMS_NEW_CONSENTS) / $(get FORMS_EXPECTED_CONSENTS) (missing per person: $(get FORMS_CONSENTS_MISSING)) |
+
+A submission costs no D1 round trip in the request path: forms validates, seals the personal data
+and puts one message on the \`events\` queue; the preference page is the only forms route that reads D1.
 
 ## Rerun
 
@@ -572,6 +608,13 @@ put ACKED "$(cat "$STATE"/wrk-PIXEL-*.txt "$STATE"/wrk-BEACON-*.txt "$STATE"/wrk
   | awk '/requests in/ { s += $1 } END { print s + 2 }')"
 put EVENTS_STORED "$(curl -fsS -H "Authorization: Bearer $TOKEN" "$API/v1/system/status" \
   | sed -n 's/.*"events":\([0-9]*\).*/\1/p' | head -n 1)"
+
+# --- 5. form capture -------------------------------------------------------------------------
+say "forms: $FORMS_N submissions of $FORMS_PEOPLE people in other spellings, $FORMS_IN_FLIGHT in flight"
+FORMS_URL="http://127.0.0.1:$((BASE_PORT + 1))" API_URL="$API" TOKEN="$TOKEN" \
+  node "$BENCH/forms.mjs" "$FORMS_N" "$FORMS_PEOPLE" "$FORMS_IN_FLIGHT" >"$STATE/forms.txt" 2>"$STATE/forms.log" \
+  || { cat "$STATE/forms.log"; die "the forms benchmark failed"; }
+while IFS='=' read -r k v; do put "$k" "$v"; done <"$STATE/forms.txt"
 
 put LOAD_AFTER "$(cut -d' ' -f1-3 /proc/loadavg)"
 say "stopping everything started here"

@@ -3,7 +3,8 @@
 # queues and the KV namespace when absent, applies the migrations remotely, sets the api's
 # secret and deploys each function. Refuses without the secrets it needs.
 #
-#   scripts/deploy.sh            deploy for real (needs CLOUDFLARE_API_TOKEN, KINDLING_ADMIN_TOKEN)
+#   scripts/deploy.sh            deploy for real (needs CLOUDFLARE_API_TOKEN, KINDLING_ADMIN_TOKEN,
+#                                KINDLING_PII_KEY (32 random bytes, base64), KINDLING_LINK_KEY)
 #   scripts/deploy.sh --dry-run  bundle each function as a deploy would, without an account
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
@@ -22,6 +23,12 @@ fi
 : "${KINDLING_ADMIN_TOKEN:?set KINDLING_ADMIN_TOKEN to the admin api secret (16+ characters)}"
 if [ "${#KINDLING_ADMIN_TOKEN}" -lt 16 ] || [ "$KINDLING_ADMIN_TOKEN" = "dev-admin-token" ]; then
   echo "deploy: KINDLING_ADMIN_TOKEN must be a real secret of 16+ characters"; exit 1
+fi
+
+: "${KINDLING_PII_KEY:?set KINDLING_PII_KEY to 32 random bytes, base64 (openssl rand -base64 32)}"
+: "${KINDLING_LINK_KEY:?set KINDLING_LINK_KEY to a random secret of 32+ characters}"
+if [ "$KINDLING_PII_KEY" = "ZGV2LW9ubHktcGlpLWtleS1ub3QtZm9yLXByb2R1Y3Q=" ] || [ "${#KINDLING_LINK_KEY}" -lt 32 ]; then
+  echo "deploy: KINDLING_PII_KEY must not be the development key; KINDLING_LINK_KEY needs 32+ characters"; exit 1
 fi
 
 D1_PLACEHOLDER="00000000-0000-4000-8000-00000000d1db"
@@ -45,6 +52,13 @@ done
 
 wrangler d1 migrations apply DB --remote -c wrangler.deploy.toml
 printf '%s' "$KINDLING_ADMIN_TOKEN" | wrangler secret put KINDLING_ADMIN_TOKEN -c functions/api/wrangler.deploy.toml
+# Each function gets only the secrets it uses.
+for f in track forms engine api; do
+  printf '%s' "$KINDLING_PII_KEY" | wrangler secret put KINDLING_PII_KEY -c "functions/$f/wrangler.deploy.toml"
+done
+for f in track forms; do
+  printf '%s' "$KINDLING_LINK_KEY" | wrangler secret put KINDLING_LINK_KEY -c "functions/$f/wrangler.deploy.toml"
+done
 for f in $FUNCTIONS; do
   wrangler deploy -c "functions/$f/wrangler.deploy.toml"
 done

@@ -111,7 +111,9 @@ pub fn claims_from(
     let claims = Claims {
         user_id: user_id.and_then(|u| seal(PiiKind::UserId, u, u)),
         email: match (&email, &email_n) {
-            (Some(e), Some(n)) => seal(PiiKind::Email, e.trim(), n),
+            // The normalised address is what is kept (and later sent to): the spelling of the
+            // latest form must not change how a known address is shown or used.
+            (Some(_), Some(n)) => seal(PiiKind::Email, n, n),
             _ => None,
         },
         phone: match &phone_n {

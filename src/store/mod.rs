@@ -103,4 +103,6 @@ impl RowExt for Row {
 }
 
 #[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]
+mod privacy_tests;
+#[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]
 mod tests;

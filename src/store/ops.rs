@@ -10,7 +10,11 @@ const LAST_RUN: &str =
     "SELECT cron, scheduled_at FROM cron_runs ORDER BY scheduled_at DESC LIMIT 1";
 const DROPS: &str = "SELECT source, reason, sum(count) AS count FROM ingest_drops \
     GROUP BY source, reason ORDER BY source, reason";
-const EVENT_COUNT: &str = "SELECT count(*) AS n FROM events WHERE workspace = ?1";
+const EVENT_COUNT: &str = "SELECT count(*) AS n, \
+    (SELECT count(*) FROM contacts WHERE workspace = ?1 AND merged_into IS NULL AND erased_at IS NULL \
+       AND (email_index IS NOT NULL OR phone_index IS NOT NULL)) AS known, \
+    (SELECT count(*) FROM consents WHERE workspace = ?1) AS consents \
+    FROM events WHERE workspace = ?1";
 
 /// Records that the cron ran for `scheduled_at`. Returns false when that tick was already
 /// recorded (an overlapping or repeated trigger for the same time).
@@ -38,6 +42,10 @@ pub struct DropCount {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SystemStatus {
     pub events: i64,
+    /// Live contacts with an email or phone: people, after merges.
+    pub known_contacts: i64,
+    /// Rows in the consent ledger.
+    pub consent_records: i64,
     pub last_cron: Option<String>,
     pub last_cron_at: Option<String>,
     pub dropped: Vec<DropCount>,
@@ -51,6 +59,8 @@ pub async fn status(db: &impl Db, workspace: &str) -> Result<SystemStatus, Error
         .await?;
     Ok(SystemStatus {
         events: events.first().and_then(|r| r.int("n")).unwrap_or(0),
+        known_contacts: events.first().and_then(|r| r.int("known")).unwrap_or(0),
+        consent_records: events.first().and_then(|r| r.int("consents")).unwrap_or(0),
         last_cron: last.first().and_then(|r| r.text("cron")),
         last_cron_at: last
             .first()

@@ -286,7 +286,8 @@ mod identity {
             .unwrap();
         assert_eq!(
             keys().open(PiiKind::Email, &cipher).unwrap(),
-            "Zhang@Example.com"
+            "zhang@example.com",
+            "the normalised address is kept"
         );
         assert_eq!(index, keys().index(PiiKind::Email, "zhang@example.com"));
         assert_eq!(
