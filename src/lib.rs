@@ -12,6 +12,7 @@ pub mod form;
 pub mod identity;
 pub mod lifecycle;
 pub mod link;
+pub mod order;
 pub mod pii;
 pub mod pixel;
 pub mod preferences;
@@ -20,6 +21,7 @@ pub mod scoring;
 pub mod segment;
 pub mod site;
 pub mod store;
+pub mod tags;
 pub mod time;
 
 pub use error::{Error, Result};

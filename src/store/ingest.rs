@@ -116,6 +116,12 @@ const MERGE_SIGNALS: &str = "UPDATE OR IGNORE signals SET contact_id = \
 const MERGE_CONSENTS: &str = "UPDATE consents SET contact_id = \
     (SELECT into_contact FROM merges m WHERE m.workspace = consents.workspace AND m.from_contact = consents.contact_id) \
     WHERE workspace = ?1 AND contact_id IN (SELECT from_contact FROM merges WHERE applied = 0)";
+const MERGE_ORDERS: &str = "UPDATE orders SET contact_id = \
+    (SELECT into_contact FROM merges m WHERE m.workspace = orders.workspace AND m.from_contact = orders.contact_id) \
+    WHERE workspace = ?1 AND contact_id IN (SELECT from_contact FROM merges WHERE applied = 0)";
+// The survivor's facts changed: its tags are due at the next pass.
+const MERGE_TAGS_DUE: &str = "UPDATE contacts SET tags_due_at = 0 \
+    WHERE id IN (SELECT into_contact FROM merges WHERE applied = 0)";
 const MERGE_DONE: &str = "UPDATE merges SET applied = 1 WHERE applied = 0";
 
 // The contact comes from the identity table (or the token), not from a derived id: once a
@@ -165,6 +171,8 @@ pub(super) fn apply_merges(workspace: &str) -> Vec<Statement> {
         Statement::new(MERGE_POINTS, ws()),
         Statement::new(MERGE_SIGNALS, ws()),
         Statement::new(MERGE_CONSENTS, ws()),
+        Statement::new(MERGE_ORDERS, ws()),
+        Statement::new(MERGE_TAGS_DUE, vec![]),
         Statement::new(MERGE_SCORE, vec![]),
         Statement::new(MERGE_MARK_CONTACTS, vec![]),
         Statement::new(MERGE_DONE, vec![]),
@@ -299,6 +307,27 @@ pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Ve
         let mut p = subject_params(&e.workspace, kind, value);
         p.extend([contact, e.occurred_at.into()]);
         out.push(Statement::new(super::lifecycle::MARK_DUE, p));
+    }
+    for e in &events {
+        let (kind, value, contact) = subject_parts(&e.subject);
+        if e.name == "order_completed" {
+            let (order, amount, currency) = super::tags::order_of(e);
+            let mut p = subject_params(&e.workspace, kind, value);
+            p.extend([
+                contact.clone(),
+                e.occurred_at.into(),
+                order.into(),
+                Value::Real(amount),
+                currency.into(),
+                e.id.as_str().into(),
+            ]);
+            out.push(Statement::new(super::tags::RECORD_ORDER, p));
+        }
+        if super::tags::TAG_EVENTS.contains(&e.name.as_str()) {
+            let mut p = subject_params(&e.workspace, kind, value);
+            p.extend([contact, e.occurred_at.into()]);
+            out.push(Statement::new(super::tags::MARK_DUE, p));
+        }
     }
     if let Some(model) = model {
         out.extend(super::scoring::statements(model, &events));

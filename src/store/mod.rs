@@ -14,6 +14,7 @@ pub mod scoring;
 pub mod sites;
 #[cfg(all(feature = "sqlite", not(target_arch = "wasm32")))]
 pub mod sqlite;
+pub mod tags;
 
 use crate::error::Error;
 use serde_json::{Map, Value as Json};
@@ -104,5 +105,7 @@ impl RowExt for Row {
 
 #[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]
 mod privacy_tests;
+#[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]
+mod tag_tests;
 #[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]
 mod tests;

@@ -266,6 +266,8 @@ const ERASE_CONTACTS: &str = "UPDATE contacts SET email_cipher = NULL, email_ind
     first_touch = NULL, last_touch = NULL, erased_at = ?3, updated_at = ?3 \
     WHERE workspace = ?1 AND (id = ?2 OR merged_into = ?2)";
 const ERASE_IDENTITIES: &str = "DELETE FROM identities WHERE workspace = ?1 AND contact_id = ?2";
+// Tags are derived from the destroyed attributes and from behaviour: none stays.
+const ERASE_TAGS: &str = "DELETE FROM tags WHERE workspace = ?1 AND contact_id = ?2";
 const ERASE_EVENTS: &str = "UPDATE events SET properties = '{}', visitor_id = NULL, session_id = NULL \
     WHERE workspace = ?1 AND contact_id IN (SELECT id FROM contacts WHERE workspace = ?1 AND (id = ?2 OR merged_into = ?2))";
 const ERASE_CONSENT_PROVENANCE: &str =
@@ -294,6 +296,7 @@ pub async fn erase(
         Statement::new(ERASE_EVENTS, vec![workspace.into(), contact_id.into()]),
         Statement::new(ERASE_CONTACTS, p()),
         Statement::new(ERASE_IDENTITIES, vec![workspace.into(), contact_id.into()]),
+        Statement::new(ERASE_TAGS, vec![workspace.into(), contact_id.into()]),
         Statement::new(
             ERASE_CONSENT_PROVENANCE,
             vec![workspace.into(), contact_id.into()],

@@ -22,10 +22,11 @@ pub async fn route(ctx: &ApiContext, segs: &[&str]) -> Result<Response> {
         [id, "timeline"] if get => http::respond(timeline(ctx, id).await),
         [id, "score"] if get => http::respond(score(ctx, id).await),
         [id, "consents"] if get => http::respond(consents(ctx, id).await),
+        [id, "tags"] if get => http::respond(tags(ctx, id).await),
         [id, "export"] if get => http::respond(export(ctx, id).await),
         [id] if ctx.req.method() == Method::Delete => http::respond(erase(ctx, id).await),
         [_] => http::method_not_allowed(&[Method::Get, Method::Delete]),
-        [] | [_, "timeline" | "score" | "consents" | "export"] => {
+        [] | [_, "timeline" | "score" | "consents" | "tags" | "export"] => {
             http::method_not_allowed(&[Method::Get])
         }
         _ => http::not_found(),
@@ -193,4 +194,15 @@ async fn exists(ctx: &ApiContext, id: &str) -> std::result::Result<(), Error> {
         Some(_) => Ok(()),
         None => Err(Error::NotFound(format!("contact {id}"))),
     }
+}
+
+/// `GET /v1/contacts/{id}/tags`: the tags the contact carries now (history: `tag.*` events).
+async fn tags(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response>, Error> {
+    checked_id(id)?;
+    exists(ctx, id).await?;
+    let tags = kindling::store::tags::of_contact(&ctx.db, DEFAULT_WORKSPACE, id).await?;
+    Ok(http::json(
+        200,
+        &serde_json::json!({ "contact_id": id, "tags": tags }),
+    ))
 }

@@ -3,6 +3,7 @@
 mod contacts;
 mod forms;
 mod ingest;
+mod orders;
 mod privacy;
 mod scoring;
 mod sites;
@@ -69,6 +70,7 @@ async fn route(ctx: &ApiContext, segs: &[&str]) -> Result<Response> {
         ["sites", rest @ ..] => sites::route(ctx, rest).await,
         ["scoring", rest @ ..] => scoring::route(ctx, rest).await,
         ["forms", rest @ ..] => forms::route(ctx, rest).await,
+        ["orders", rest @ ..] => orders::route(ctx, rest).await,
         ["tokens", rest @ ..] => privacy::tokens(ctx, rest).await,
         ["audit"] => privacy::audit_log(ctx).await,
         ["cleaning"] => privacy::cleaning(ctx).await,

@@ -77,6 +77,11 @@ const STAGES: Paging = Paging {
     pages_per_tick: 50,
 };
 
+const TAGS: Paging = Paging {
+    page: 100,
+    pages_per_tick: 50,
+};
+
 /// Monthly cleaning steps per tick (a duplicate merge, then pages of contact-point checks).
 const CLEANING_STEPS_PER_TICK: usize = 20;
 
@@ -115,6 +120,7 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
         decayed = paged(&DECAY, |n| scoring::decay_pass(&db, &model, ws, now, n)).await?;
     }
     let staged = paged(&STAGES, |n| lifecycle::stage_pass(&db, ws, now, n)).await?;
+    let tagged = paged(&TAGS, |n| kindling::store::tags::tag_pass(&db, ws, now, n)).await?;
     let keys = kindling_edge::pii_keys(env);
     let mut cleaning = None;
     for _ in 0..CLEANING_STEPS_PER_TICK {
@@ -126,7 +132,7 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
         }
     }
     console_log!(
-        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged} contacts; cleaning {:?}",
+        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged}, tagged {tagged} contacts; cleaning {:?}",
         now.rfc3339(),
         cleaning.map(|r| (r.month, r.merged, r.invalid_flagged, r.finished_at.is_some()))
     );
