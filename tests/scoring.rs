@@ -79,13 +79,25 @@ pub fn a_lead_is_scored_promoted_and_decayed_as_specified(s: &Stack) -> Result<(
     assert_eq!(c["score"], 21);
     assert_eq!(count(s, &id, "lead.mql"), 1);
 
-    // The demo form's fields, as an identify until the forms function captures them.
-    send(json!([ev(
-        "form",
-        "identify",
-        json!({"email": format!("{vid}@example.com"),
-        "traits": {"job_title": "总监", "company_size": "800"}})
-    )]));
+    // The demo form, posted as the landing page's browser would (the snippet adds `_kvid`): a
+    // director (总监) at an 800-person company (the 500–999 option).
+    let form = json!({
+        "name": "王总监", "email": format!("{vid}@example.com"), "company": "Acme Steel",
+        "industry": "manufacturing", "company_size": "500", "job_title": "总监",
+        "consent_email": "on", "_kvid": vid,
+    });
+    let a = request(
+        "POST",
+        &format!("{}/f/demo-signup", s.forms()),
+        &[
+            ("Content-Type", "application/json"),
+            ("Origin", "http://127.0.0.1:18080"),
+            ("User-Agent", CHROME),
+            ("CF-Connecting-IP", "10.77.0.1"),
+        ],
+        Some(form.to_string().as_bytes()),
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
     wait_score(s, &id, 29);
 
     let key = b"dev-link-key";
@@ -319,5 +331,116 @@ pub fn a_model_change_rescores_history_on_the_cron(s: &Stack) -> Result<(), Fail
         200,
         "the seeded model back for the tests after this one"
     );
+    Ok(())
+}
+
+/// Tags on the running stack: static ones from the demo form, behavioural ones from the
+/// snippet's events, RFM from an order posted at /v1/orders — recomputed by the cron in virtual
+/// time, every change on the timeline as a `tag.*` event.
+pub fn tags_follow_forms_behaviour_and_orders_on_the_cron(s: &Stack) -> Result<(), Failed> {
+    let vid = fresh_visitor("tagged");
+    let email = format!("{}@tags.example", vid.to_lowercase());
+    let form = json!({
+        "name": "Tag Test", "email": email, "company": "Shop", "industry": "retail",
+        "company_size": "1000", "_kvid": vid,
+    });
+    let a = request(
+        "POST",
+        &format!("{}/f/demo-signup", s.forms()),
+        &[
+            ("Content-Type", "application/json"),
+            ("Origin", "http://127.0.0.1:18080"),
+            ("User-Agent", CHROME),
+            ("CF-Connecting-IP", "10.78.0.1"),
+        ],
+        Some(form.to_string().as_bytes()),
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    let now = now_ms();
+    let events = json!([
+        {"id": format!("{vid}_l1"), "type": "track", "name": "login", "ts": now},
+        {"id": format!("{vid}_f1"), "type": "track", "name": "feature_used", "props": {"feature": "dashboards"}, "ts": now},
+        {"id": format!("{vid}_f2"), "type": "track", "name": "feature_used", "props": {"feature": "dashboards"}, "ts": now},
+        {"id": format!("{vid}_f3"), "type": "track", "name": "feature_used", "props": {"feature": "exports"}, "ts": now},
+    ]);
+    let b = beacon(
+        s,
+        &json!({"site": "demo", "vid": vid, "events": events}),
+        &[],
+    );
+    assert_eq!(b.status, 202, "{}", String::from_utf8_lossy(&b.body));
+    let c = eventually("the form's contact", || {
+        contact(s, &vid).filter(|c| c["has_email"] == true)
+    });
+    let id = c["id"].as_str().unwrap_or_default().to_string();
+
+    let auth = format!("Bearer {TOKEN}");
+    let post_order = |body: Value| {
+        request(
+            "POST",
+            &format!("{}/v1/orders", s.api()),
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            Some(body.to_string().as_bytes()),
+        )
+    };
+    let order = json!({"order_id": format!("SO-{vid}"), "email": email, "amount": 60000, "ordered_at": now});
+    let a = post_order(order.clone());
+    assert_eq!(a.status, 202, "{}", String::from_utf8_lossy(&a.body));
+    assert_eq!(a.json()["contact_id"], id.as_str());
+    assert_eq!(
+        post_order(order).status,
+        202,
+        "the same order again is accepted"
+    );
+    let bad = post_order(json!({"order_id": "x", "email": email, "amount": -5}));
+    assert_eq!(
+        (bad.status, bad.json()["field"].clone()),
+        (400, json!("amount"))
+    );
+    let nobody =
+        post_order(json!({"order_id": "y", "email": "nobody@nowhere.example", "amount": 5}));
+    assert_eq!(nobody.status, 404);
+    eventually("the order event", || {
+        (count(s, &id, "order_completed") == 1).then_some(())
+    });
+
+    let tags_at = |at: i64| {
+        assert_eq!(run_cron(s, at).status, 200);
+        let t = admin_get(&format!("{}/v1/contacts/{id}/tags", s.api())).json();
+        t["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                (
+                    t["tag"].as_str().unwrap_or_default().to_string(),
+                    t["value"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let tags = tags_at(now + 60_000);
+    assert_eq!(tags.get("industry").map(String::as_str), Some("retail"));
+    assert_eq!(tags.get("company_size").map(String::as_str), Some("1000+"));
+    assert_eq!(tags.get("last_login").map(String::as_str), Some("7d"));
+    assert_eq!(
+        tags.get("preferred_feature").map(String::as_str),
+        Some("dashboards")
+    );
+    assert_eq!(
+        tags.get("purchase_frequency").map(String::as_str),
+        Some("one_time")
+    );
+    assert_eq!(tags.get("rfm").map(String::as_str), Some("515"), "{tags:?}");
+
+    // Forty idle days later: recency has aged, the rest stays.
+    let later = tags_at(now + 40 * 86_400_000);
+    assert_eq!(later.get("rfm").map(String::as_str), Some("415"));
+    assert_eq!(later.get("last_login").map(String::as_str), Some("90d"));
+    assert_eq!(count(s, &id, "tag.added"), tags.len());
+    assert!(count(s, &id, "tag.changed") >= 2);
     Ok(())
 }

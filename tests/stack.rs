@@ -3,6 +3,7 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
+mod forms;
 mod scoring;
 mod support;
 mod tracking;
@@ -65,6 +66,15 @@ fn trials(stack: Option<Arc<Stack>>) -> Vec<Trial> {
         scoring::invalid_models_are_refused_and_the_active_one_stays,
         scoring::a_customer_becomes_new_then_dormant_in_virtual_time,
         scoring::a_model_change_rescores_history_on_the_cron,
+        scoring::tags_follow_forms_behaviour_and_orders_on_the_cron,
+        forms::a_submission_becomes_a_contact_with_sealed_pii_and_consent,
+        forms::the_same_person_in_other_spellings_is_one_contact,
+        forms::bad_input_gets_a_documented_answer_and_never_a_5xx,
+        forms::html_forms_redirect_and_bots_are_dropped_quietly,
+        forms::rate_limit_answers_429_with_retry_after,
+        forms::one_click_unsubscribe_withdraws_consent_at_once,
+        forms::export_and_erasure_are_complete_and_audited,
+        forms::the_demo_landing_page_works_in_headless_chromium,
         // Last: searches everything the tests above stored for plaintext PII.
         tracking::no_plaintext_pii_in_local_storage_or_logs,
     ];

@@ -412,6 +412,27 @@ pub fn no_plaintext_pii_in_local_storage_or_logs(s: &Stack) -> Result<(), Failed
     eventually("the identified contact", || {
         contact(s, &anon).filter(|c| c["has_phone"] == true)
     });
+    // The form path too: name, email and phone typed into a landing-page form.
+    let lead = fresh_visitor("piiform");
+    let form_email = format!("{lead}@pii-probe.example");
+    let form_phone = format!("137{:08}", now_ms() % 100_000_000);
+    let form_name = format!("Probe {}", now_ms() % 1_000_000_000);
+    let form = json!({"name": form_name, "email": form_email, "phone": form_phone,
+        "company": "Probe Co", "consent_email": "on", "_kvid": lead});
+    let a = request(
+        "POST",
+        &format!("{}/f/demo-signup", s.forms()),
+        &[
+            ("Content-Type", "application/json"),
+            ("User-Agent", CHROME),
+            ("CF-Connecting-IP", "10.251.0.1"),
+        ],
+        Some(form.to_string().as_bytes()),
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    eventually("the form's contact", || {
+        contact(s, &lead).filter(|c| c["has_phone"] == true)
+    });
     let mut hits = Vec::new();
     for entry in walk(&s.state) {
         let bytes = std::fs::read(&entry).unwrap_or_default();
@@ -419,6 +440,9 @@ pub fn no_plaintext_pii_in_local_storage_or_logs(s: &Stack) -> Result<(), Failed
             email.as_bytes(),
             phone.as_bytes(),
             b"pii-probe.example".as_slice(),
+            form_email.as_bytes(),
+            form_phone.as_bytes(),
+            form_name.as_bytes(),
         ] {
             if bytes.windows(needle.len()).any(|w| w == needle) {
                 hits.push(entry.display().to_string());
@@ -456,7 +480,7 @@ pub fn snippet_in_headless_chromium_reaches_the_timeline(s: &Stack) -> Result<()
         .env("TRACK_URL", s.track())
         .env("API_URL", s.api())
         .env("ADMIN_TOKEN", TOKEN)
-        .env("SITE_PORT", "18080")
+        .env("SITE_PORT", "18082")
         .env("TEST_EMAIL", &email)
         .output()
         .map_err(|e| format!("node: {e}"))?;

@@ -10,6 +10,8 @@ const LAST_RUN: &str =
     "SELECT cron, scheduled_at FROM cron_runs ORDER BY scheduled_at DESC LIMIT 1";
 const DROPS: &str = "SELECT source, reason, sum(count) AS count FROM ingest_drops \
     GROUP BY source, reason ORDER BY source, reason";
+const RESCORING: &str = "SELECT model_version, contacts_done, started_at, finished_at \
+    FROM scoring_recompute WHERE workspace = ?1";
 const EVENT_COUNT: &str = "SELECT count(*) AS n, \
     (SELECT count(*) FROM contacts WHERE workspace = ?1 AND merged_into IS NULL AND erased_at IS NULL \
        AND (email_index IS NOT NULL OR phone_index IS NOT NULL)) AS known, \
@@ -49,6 +51,16 @@ pub struct SystemStatus {
     pub last_cron: Option<String>,
     pub last_cron_at: Option<String>,
     pub dropped: Vec<DropCount>,
+    /// The rescoring walk after the latest model change, while it runs and once it finished.
+    pub rescoring: Option<Rescoring>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rescoring {
+    pub model_version: i64,
+    pub contacts_done: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
 }
 
 pub async fn status(db: &impl Db, workspace: &str) -> Result<SystemStatus, Error> {
@@ -57,7 +69,16 @@ pub async fn status(db: &impl Db, workspace: &str) -> Result<SystemStatus, Error
     let events = db
         .query(&Statement::new(EVENT_COUNT, vec![workspace.into()]))
         .await?;
+    let rescoring = db
+        .query(&Statement::new(RESCORING, vec![workspace.into()]))
+        .await?;
     Ok(SystemStatus {
+        rescoring: rescoring.first().map(|r| Rescoring {
+            model_version: r.int("model_version").unwrap_or(0),
+            contacts_done: r.int("contacts_done").unwrap_or(0),
+            started_at: Millis(r.int("started_at").unwrap_or(0)).rfc3339(),
+            finished_at: r.int("finished_at").map(|t| Millis(t).rfc3339()),
+        }),
         events: events.first().and_then(|r| r.int("n")).unwrap_or(0),
         known_contacts: events.first().and_then(|r| r.int("known")).unwrap_or(0),
         consent_records: events.first().and_then(|r| r.int("consents")).unwrap_or(0),

@@ -110,8 +110,8 @@ pub async fn handle(mut req: Request, env: &Env, form_id: &str) -> Result<Respon
                 at: now,
             };
             let _ = kindling_edge::queue::send(env, "EVENTS", &dropped).await;
-            // A bot learns nothing from the answer.
-            return success(&form, &ctx, wants_json, "dropped");
+            // A bot learns nothing from the answer: the same shape, an id like a real one.
+            return success(&form, &ctx, wants_json, &kindling_edge::random_id("f_"));
         }
     };
     let Some(keys) = keys else {

@@ -65,7 +65,20 @@ pub async fn change(mut req: Request, env: &Env, token: &str) -> Result<Response
         .map_err(|e| Error::RustError(e.to_string()))?;
     let (changes, notice) = match request {
         preferences::Request::OneClick => {
-            let only = query(&req, "channel").and_then(|c| Channel::parse(&c));
+            let only = match query(&req, "channel") {
+                None => None,
+                Some(c) => match Channel::parse(&c) {
+                    Some(c) => Some(c),
+                    None => {
+                        return http::refusal(
+                            400,
+                            "invalid_request",
+                            "channel is email, sms or wecom (or absent: every channel)",
+                            "channel",
+                        )
+                    }
+                },
+            };
             let changes = current
                 .iter()
                 .filter(|(c, state)| only.is_none_or(|o| o == *c) && *state != Some(false))
