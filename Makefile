@@ -1,6 +1,6 @@
 # Kindling: `make dev` runs the whole function set locally, `make test` passes every test.
 SHELL := /bin/bash
-WASM_CRATES := -p kindling -p kindling-edge -p track -p forms -p engine -p api
+WASM_CRATES := -p kindling -p kindling-edge -p track -p forms -p engine -p deliver -p api
 DEV_STATE ?= .state/dev
 DEV_PORT ?= 8787
 

@@ -159,6 +159,7 @@ percent from run to run here; they are given for context only.
 | 5. scoring rule checks/s, one thread (the seeded model × the beacons' events) | – | $(int "${core_rule_checks_per_s:-0}") | – | ≥ 1,000,000 | $(ge "${core_rule_checks_per_s:-0}" 1000000) |
 | 6. forms \`POST /f/demo-signup\`, submissions/s ($(get FORMS_N) at once, $(get FORMS_PEOPLE) people) | $(int "$(get FORMS_HEALTH_RPS)") | $(int "$(get FORMS_RPS)") | $(div "$(get FORMS_RPS)" "$(get FORMS_HEALTH_RPS)") | 0 lost, 0 duplicate contacts, every consent recorded | $FORMS_RESULT |
 | 7. rescoring after a model change: $(get RESCORE_CONTACTS) contacts, $(get RESCORE_EVENTS) events, events/s | – | $(get RESCORE_EVENTS_PER_S) | – | bounded ticks, none near the CPU limit (largest tick ≤ 30 s CPU) | $(le "$(get RESCORE_MAX_TICK_CPU_S)" 30) |
+| 8. send decisions/s, one thread (consent, cap, quiet hours, sales) | – | $(int "${core_decisions_per_s:-0}") | – | ≥ 1,000,000 | $(ge "${core_decisions_per_s:-0}" 1000000) |
 
 ## 1. track over HTTP vs a minimal worker
 

@@ -7,5 +7,5 @@ export WASM_BINDGEN_BIN="$CARGO_BIN/wasm-bindgen"
 export WASM_OPT_BIN="$ROOT/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$ROOT/node_modules/.bin/esbuild"
 export WRANGLER_SEND_METRICS=false
-export FUNCTIONS="track forms engine api"
+export FUNCTIONS="track forms engine deliver api"
 WORKER_BUILD_VERSION="0.8.7"

@@ -5,7 +5,7 @@
 #
 #   scripts/stack.sh STATE_DIR PORT_BASE
 #
-# Ports: track PORT_BASE, forms +1, engine +2, (deliver +3), api +4; the demo landing page
+# Ports: track PORT_BASE, forms +1, engine +2, deliver +3, api +4, provider sink +5; the demo landing page
 # PORT_BASE - 707 (8080 beside make dev). Stops everything it
 # started on Ctrl-C or TERM. Expects the functions to be built (scripts/build.sh).
 set -euo pipefail
@@ -24,7 +24,22 @@ cd "$ROOT"
 export WRANGLER_REGISTRY_PATH="$STATE/registry" CLOUDFLARE_DEV_REGISTRY_PATH="$STATE/registry"
 mkdir -p "$STATE/registry"
 
-declare -A OFFSET=([track]=0 [forms]=1 [engine]=2 [api]=4)
+declare -A OFFSET=([track]=0 [forms]=1 [engine]=2 [deliver]=3 [api]=4)
+SINK=$((BASE + 5))
+# deliver talks to a local sink that records every provider request (tests/sink/sink.mjs), with
+# development credentials; a deployment sets real endpoints in wrangler.toml and secrets.
+DELIVER_VARS=(
+  --var "KINDLING_TRACK_URL:http://127.0.0.1:$BASE" --var "KINDLING_FORMS_URL:http://127.0.0.1:$((BASE + 1))"
+  --var "KINDLING_DELIVER_URL:http://127.0.0.1:$((BASE + 3))"
+  --var "KINDLING_EMAIL_ENDPOINT:http://127.0.0.1:$SINK" --var "KINDLING_EMAIL_API_KEY:dev-email-key"
+  --var "KINDLING_EMAIL_FROM:hello@kindling.test" --var "KINDLING_EMAIL_FROM_NAME:Kindling"
+  --var "KINDLING_SMS_ENDPOINT:http://127.0.0.1:$SINK" --var "KINDLING_SMS_ACCOUNT_SID:ACdev"
+  --var "KINDLING_SMS_AUTH_TOKEN:dev-sms-token" --var "KINDLING_SMS_FROM:+15550000000"
+  --var "KINDLING_WECOM_ENDPOINT:http://127.0.0.1:$SINK" --var "KINDLING_WECOM_CORP_ID:devcorp"
+  --var "KINDLING_WECOM_SECRET:dev-wecom-secret" --var "KINDLING_WECOM_AGENT_ID:1000002"
+  --var "KINDLING_WEBHOOK_URL:http://127.0.0.1:$SINK/hooks/crm" --var "KINDLING_WEBHOOK_SECRET:dev-webhook-secret"
+  --var "KINDLING_RECEIPT_KEY:dev-receipt-key-0123456789"
+)
 PIDS=()
 
 stop() {
@@ -43,13 +58,20 @@ wrangler d1 migrations apply DB --local --persist-to "$STATE" -c wrangler.toml >
 # One at a time: workerd opens the shared local D1 file at start, and two opening it at the
 # same moment can fail with SQLITE_BUSY. The queue's consumer (engine) first: producers that
 # start before it registers had their messages held back for a minute or more.
-for f in engine api track forms; do
+set -m
+node tests/sink/sink.mjs "$SINK" >"$STATE/sink.log" 2>&1 </dev/null &
+PIDS+=($!)
+set +m
+
+for f in engine deliver api track forms; do
   port=$((BASE + OFFSET[$f]))
+  extra=()
+  [ "$f" = deliver ] && extra=("${DELIVER_VARS[@]}")
   set -m # each function in its own process group, so stopping it stops workerd too
   (cd "functions/$f" && exec wrangler dev --local --ip 127.0.0.1 --port "$port" \
       --inspector-port $((port + 1000)) --persist-to "$STATE" \
       --var KINDLING_ENV:development --var "KINDLING_ADMIN_TOKEN:$TOKEN" \
-      --var "KINDLING_PII_KEY:$PII_KEY" --var "KINDLING_LINK_KEY:$LINK_KEY" \
+      --var "KINDLING_PII_KEY:$PII_KEY" --var "KINDLING_LINK_KEY:$LINK_KEY" "${extra[@]}" \
       --show-interactive-dev-session=false) >"$STATE/$f.log" 2>&1 </dev/null &
   PIDS+=($!)
   set +m
@@ -70,6 +92,11 @@ done
 
 curl -fsS -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   --data @config/scoring.json "$API/v1/scoring" >/dev/null || { echo "stack: seeding the scoring model failed"; exit 1; }
+for template in config/templates/*.json; do
+  id="$(basename "$template" .json)"
+  curl -fsS -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+    --data @"$template" "$API/v1/templates/$id" >/dev/null || { echo "stack: seeding template $id failed"; exit 1; }
+done
 for form in config/forms/*.json; do
   id="$(basename "$form" .json)"
   curl -fsS -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
@@ -89,6 +116,8 @@ stack: ready
   track   http://127.0.0.1:$((BASE + 0))
   forms   http://127.0.0.1:$((BASE + 1))
   engine  http://127.0.0.1:$((BASE + 2))   (cron: /cdn-cgi/handler/scheduled?time=<epoch ms>)
+  deliver http://127.0.0.1:$((BASE + 3))   (receipts: POST /r/{sendgrid|twilio|generic})
+  sink    http://127.0.0.1:$SINK   (records provider requests: GET /_sink/requests)
   api     http://127.0.0.1:$((BASE + 4))   (Authorization: Bearer $TOKEN)
   landing http://127.0.0.1:$LANDING/     (demo landing page posting to forms)
   logs    $STATE/<function>.log

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod beacon;
 pub mod bot;
 pub mod consent;
+pub mod delivery;
 pub mod error;
 pub mod event;
 pub mod form;
@@ -22,6 +23,7 @@ pub mod segment;
 pub mod site;
 pub mod store;
 pub mod tags;
+pub mod template;
 pub mod time;
 
 pub use error::{Error, Result};

@@ -2,7 +2,11 @@
 //! (`pixel::PixelQuery`), the snippet's beacon (`beacon::parse`), signed link tokens
 //! (`link::verify` / `link::sign`), the Segment-compatible ingest (`segment::parse`), the
 //! bot classifier's header handling (`bot::classify`), form submission bodies
-//! (`form::body::parse`) and email normalisation (`pii::normalise_email`).
+//! (`form::body::parse`), email normalisation (`pii::normalise_email`), message templates
+//! (`template::parse` / `template::validate`, then `template::render` and its HTML helpers)
+//! and delivery: provider receipts (`delivery::receipts`), provider answers
+//! (`delivery::providers::classify`) and the requests built for providers, webhook signatures
+//! included.
 //!
 //! Each target gets two kinds of input: arbitrary strings or bytes (plus byte-level mutations
 //! of valid inputs), and structurally valid requests whose fields are randomly valid or hostile
@@ -25,16 +29,27 @@ use std::time::Instant;
 
 use kindling::beacon::{self, CLOCK_SKEW_MS};
 use kindling::bot::{classify, ClientHints, Traffic};
+use kindling::consent::Channel;
+use kindling::delivery::providers::{
+    self, Email, EmailConfig, HttpRequest, Outcome, Provider, SmsConfig, WebhookConfig,
+    WecomAppConfig, WecomRobotConfig, MAX_RETRY_AFTER_S, SIGNATURE_TOLERANCE_S,
+    WECOM_APP_MAX_BYTES, WECOM_ROBOT_MAX_BYTES,
+};
+use kindling::delivery::receipts::{self, Receipt, ReceiptKind};
 use kindling::event::{
     is_valid_event_id, is_valid_event_name, is_valid_visitor_id, Event, IngestMessage, Subject,
     MAX_PROPERTIES_BYTES,
 };
 use kindling::form::body::{self as form_body, BodyError, MAX_BODY_BYTES, MAX_FIELD_NAME_CHARS};
+use kindling::form::lang::Lang;
 use kindling::link::{self, LinkClaims, MAX_TOKEN_CHARS};
 use kindling::pii::{normalise_email, PiiKeys, DEV_PII_KEY};
 use kindling::pixel::{PixelQuery, MAX_URL_CHARS};
 use kindling::segment::{self, Endpoint, BACKFILL_MS, FUTURE_MS};
 use kindling::site::is_valid_site_key;
+use kindling::template::{
+    self, Parts, RenderContext, Template, MAX_PART_BYTES, MAX_SMS_CHARS, MAX_SUBJECT_CHARS,
+};
 use kindling::{Error, Millis};
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -58,6 +73,11 @@ const SEGMENT_STRUCTURED: u32 = 10_000;
 const BOT_HINTS: u32 = 250_000;
 const FORM_BODY: u32 = 50_000;
 const EMAIL_NORMALISE: u32 = 20_000;
+const TEMPLATE: u32 = 30_000;
+const RECEIPT_BYTES: u32 = 30_000;
+const RECEIPT_STRUCTURED: u32 = 20_000;
+const PROVIDER_ANSWERS: u32 = 40_000;
+const PROVIDER_REQUESTS: u32 = 20_000;
 
 const TOTAL_CASES: u64 = PIXEL_ARBITRARY as u64
     + PIXEL_STRUCTURED as u64
@@ -69,7 +89,12 @@ const TOTAL_CASES: u64 = PIXEL_ARBITRARY as u64
     + SEGMENT_STRUCTURED as u64
     + BOT_HINTS as u64
     + FORM_BODY as u64
-    + EMAIL_NORMALISE as u64;
+    + EMAIL_NORMALISE as u64
+    + TEMPLATE as u64
+    + RECEIPT_BYTES as u64
+    + RECEIPT_STRUCTURED as u64
+    + PROVIDER_ANSWERS as u64
+    + PROVIDER_REQUESTS as u64;
 const _: () = assert!(TOTAL_CASES >= 1_000_000);
 
 /// The request time every parser is given (2026-06-18T00:00:00Z).
@@ -2125,6 +2150,1377 @@ fn fuzz_normalise_email() {
     targets.finish();
 }
 
+// ---------------------------------------------------------------------------------------------
+// 8. Message templates.
+// ---------------------------------------------------------------------------------------------
+
+/// In every variable value and nowhere in any template: the rendered HTML must never hold it
+/// unescaped.
+const INJECTED: &str = "<x-inj>";
+
+#[rustfmt::skip]
+const TEMPLATE_SOUP: &[&str] = &[
+    "{{", "}}", "{{{", "}}}", "\\{{", "\\", "{", "}", "{{ first_name }}", "{{first_name|\"there\"}}",
+    "{{ coupon_code }}", "{{ tag.industry }}", "{{ tag.Bad }}", "{{ coupon }}", "{{ }}", "{{#if ",
+    "{{#if vip}}", "{{#if tag.industry == \"finance\"}}", "{{else if region != \"cn\"}}",
+    "{{else}}", "{{/if}}", "{{#each x}}", "{{/each}}", "==", "!=", "=", "|", "\"", "\\\"", "'",
+    " ", "\n", "\r\n", "\t", "#if", "else", "if", "/if", "vip", "first_name", "tag.", "<p>",
+    "</p>", "<br>", "<a href=\"https://example.com/?a=1&amp;b=2\">", "<a HREF='http://x.test'>",
+    "<a href=\"mailto:a@example.com\">", "</a>", "<!--", "-->", "<style>", "</style>", "&amp;",
+    "&lt;", "&#39;", "&nbsp;", "<", ">", "&", "中文", "😀", "\u{0}", "\u{7}", "\u{85}",
+    "\u{2028}",
+];
+
+/// Pieces that keep a template valid in any order: their blocks are balanced.
+#[rustfmt::skip]
+const TEMPLATE_PIECES: &[&str] = &[
+    "Hi ", "{{ first_name | \"there\" }}", "{{company}}", "<p>", "</p>", "<br/>", "\n", "中文 ",
+    "{{#if vip}}V{{else}}-{{/if}}", "\\{{ literal }}", "{{ tag.rfm }}", "{{ coupon_code }}",
+    "{{#if tag.industry == \"manufacturing\"}}M{{else if tag.industry != \"retail\"}}{{ industry }}{{else}}R{{/if}}",
+    "<a href=\"https://example.com/?c={{ coupon_code }}&amp;u={{ email }}\">go</a>",
+    "<a href='{{ unsubscribe_url }}'>unsubscribe</a>", "<h2>{{ name | \"a <b> & 'c'\" }}</h2>",
+];
+
+#[rustfmt::skip]
+const TEMPLATE_TOKENS: &[&[u8]] = &[
+    b"{{", b"}}", b"{{{", b"\\{{", b"{{#if vip}}", b"{{else}}", b"{{/if}}", b"{{ coupon }}",
+    b"\"", b"\\\"", b"\\u0000", b"\\n", b"\xff", b",\"extra\":1", b"null", b"[]", b"{}",
+    b"\"subject\":\"s\",", b"\"html\":\"<p>\",", b"\"text\":\"t\",", b"\"sms\"", b"\"email\"",
+    b"\"zh-CN\"", b"\"en\"", b"\"b\"",
+];
+
+const TEMPLATE_VAR_NAMES: &[&str] = &[
+    "first_name",
+    "company",
+    "industry",
+    "region",
+    "email",
+    "tag.industry",
+    "tag.rfm",
+    "vip",
+    "coupon_code",
+];
+
+fn template_body() -> BoxedStrategy<String> {
+    let valid = (vec(select(TEMPLATE_PIECES), 1..10), 0u8..4).prop_map(|(pieces, wrap)| {
+        let body = pieces.concat();
+        match wrap {
+            // Nested blocks, up to and past the limit.
+            0 => format!("{}{body}{}", "{{#if vip}}".repeat(8), "{{/if}}".repeat(8)),
+            1 => format!("{}{body}{}", "{{#if vip}}".repeat(9), "{{/if}}".repeat(9)),
+            _ => body,
+        }
+    });
+    prop_oneof![
+        10 => valid,
+        8 => soup(TEMPLATE_SOUP, 0..24),
+        2 => text(0..40),
+        // Around the subject and SMS limits (characters).
+        2 => prop_oneof![
+            repeated(&["a", "中"], MAX_SUBJECT_CHARS - 2..MAX_SUBJECT_CHARS + 3),
+            repeated(&["a", "中"], MAX_SMS_CHARS - 2..MAX_SMS_CHARS + 3),
+        ],
+        // Around the part limit (bytes): rare, as each costs a pass over 100 KB.
+        1 => prop_oneof![
+            repeated(&["a"], MAX_PART_BYTES - 2..MAX_PART_BYTES + 3),
+            repeated(&["中"], MAX_PART_BYTES / 3 - 1..MAX_PART_BYTES / 3 + 2),
+        ],
+    ]
+    .boxed()
+}
+
+/// The parts of one locale: mostly the ones the channel needs, sometimes any.
+fn template_parts(channel: &'static str) -> BoxedStrategy<Value> {
+    let email = channel == "email";
+    (
+        prop::option::weighted(if email { 0.92 } else { 0.04 }, template_body()),
+        prop::option::weighted(if email { 0.7 } else { 0.04 }, template_body()),
+        prop::option::weighted(if email { 0.5 } else { 0.95 }, template_body()),
+    )
+        .prop_map(|(subject, html, text)| {
+            let parts = [("subject", subject), ("html", html), ("text", text)];
+            Value::Object(
+                parts
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_string(), Value::from(v))))
+                    .collect(),
+            )
+        })
+        .boxed()
+}
+
+fn template_variant(channel: &'static str) -> BoxedStrategy<Value> {
+    (
+        select(vec!["b", "c", "b", "a", "B", "", "abcdefghijklmnopq"]),
+        select(vec!["zh-CN", "en", "en", "fr"]),
+        template_parts(channel),
+        0u8..3,
+    )
+        .prop_map(|(id, locale, parts, keep)| {
+            // A variant overrides one or two parts, not everything the generator made.
+            let parts = match parts {
+                Value::Object(m) => Value::Object(m.into_iter().skip(usize::from(keep)).collect()),
+                other => other,
+            };
+            let mut locales = Map::new();
+            locales.insert(locale.to_string(), parts);
+            json!({ "id": id, "locales": locales })
+        })
+        .boxed()
+}
+
+/// Documents with any mix of right and wrong: ids, variables, locales, parts, variants.
+fn wild_doc(channel: &'static str) -> BoxedStrategy<Value> {
+    (
+        btree_map(
+            select(vec!["zh-CN", "en", "zh-CN", "en", "fr"]),
+            template_parts(channel),
+            0..3,
+        ),
+        vec(template_variant(channel), 0..3),
+        select(vec![
+            vec!["coupon_code", "vip"],
+            vec!["coupon_code", "vip"],
+            vec![],
+            vec!["vip", "vip"],
+            vec!["Bad"],
+        ]),
+        select(vec!["welcome", "welcome", "", "Bad!"]),
+    )
+        .prop_map(move |(locales, variants, variables, id)| {
+            json!({
+                "id": id,
+                "name": "Fuzz",
+                "channel": channel,
+                "variables": variables,
+                "locales": locales,
+                "variants": variants,
+            })
+        })
+        .boxed()
+}
+
+/// Pieces short enough for a subject or an SMS, balanced like `TEMPLATE_PIECES`.
+#[rustfmt::skip]
+const SHORT_PIECES: &[&str] = &[
+    "Hi ", "{{ first_name | \"there\" }}", "{{company}}", "{{#if vip}}V{{else}}-{{/if}}",
+    "中文 ", "\\{{ literal }}", "{{ tag.industry }}", "\n", "{{#if region != \"cn\"}}!{{/if}}",
+];
+
+/// Documents built to be valid: the parts the channel needs, variants overriding parts the
+/// base has. Their bodies are what the render checks exercise.
+fn clean_doc(channel: &'static str) -> BoxedStrategy<Value> {
+    let short = vec(select(SHORT_PIECES), 1..5).prop_map(|p| p.concat());
+    let long = vec(select(TEMPLATE_PIECES), 1..12).prop_map(|p| p.concat());
+    (
+        0u8..3,
+        (short.clone(), long.clone(), long, 0u8..3),
+        vec((any::<u8>(), any::<u8>(), short), 0..3),
+    )
+        .prop_map(move |(which, (subject, html, text, kinds), overrides)| {
+            let mut parts = Map::new();
+            if channel == "email" {
+                parts.insert("subject".into(), subject.into());
+                if kinds != 1 {
+                    parts.insert("html".into(), html.into());
+                }
+                if kinds != 0 {
+                    parts.insert("text".into(), text.into());
+                }
+            } else {
+                parts.insert("text".into(), subject.into());
+            }
+            let locales: Vec<&str> = match which {
+                0 => vec!["zh-CN"],
+                1 => vec!["en"],
+                _ => vec!["zh-CN", "en"],
+            };
+            let variants: Vec<Value> = overrides
+                .into_iter()
+                .enumerate()
+                .map(|(k, (locale, part, body))| {
+                    let locale = locales[usize::from(locale) % locales.len()];
+                    let keys: Vec<&String> = parts.keys().collect();
+                    let part = keys[usize::from(part) % keys.len()];
+                    let id = ["b", "c", "d"][k % 3];
+                    json!({ "id": id, "locales": { locale: { part.as_str(): body } } })
+                })
+                .collect();
+            let locales: Map<String, Value> = locales
+                .iter()
+                .map(|l| (l.to_string(), Value::Object(parts.clone())))
+                .collect();
+            json!({
+                "id": "welcome",
+                "name": "Fuzz",
+                "channel": channel,
+                "variables": ["coupon_code", "vip"],
+                "locales": locales,
+                "variants": variants,
+            })
+        })
+        .boxed()
+}
+
+fn template_doc() -> BoxedStrategy<Value> {
+    prop_oneof![
+        2 => clean_doc("email"),
+        1 => clean_doc("sms"),
+        1 => clean_doc("wecom"),
+        2 => wild_doc("email"),
+        1 => wild_doc("sms"),
+        1 => wild_doc("wecom"),
+    ]
+    .boxed()
+}
+
+#[derive(Debug, Clone)]
+struct TemplateCase {
+    doc: Body,
+    vars: std::collections::BTreeMap<String, String>,
+    lang: Lang,
+    variant: &'static str,
+    contact: String,
+}
+
+fn template_case() -> BoxedStrategy<TemplateCase> {
+    let doc = prop_oneof![
+        6 => template_doc().prop_map(|v| serde_json::to_vec(&v).unwrap_or_default()),
+        3 => (template_doc(), vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6)).prop_map(
+            |(v, edits)| {
+                mutate_with(serde_json::to_vec(&v).unwrap_or_default(), edits, TEMPLATE_TOKENS)
+            }
+        ),
+        1 => vec(any::<u8>(), 0..256),
+    ];
+    // Every value carries the marker, around whatever else a sender might put in a field.
+    let value = prop_oneof![
+        3 => select(vec!["", " ", "0", "false", "finance", "retail", "manufacturing", "cn"])
+            .prop_map(|v| format!("{v}{INJECTED}")),
+        2 => text(0..20).prop_map(|t| format!("{t}{INJECTED}{t}")),
+        1 => Just(format!("\r\n{INJECTED}\u{0}\"'&</p>")),
+    ];
+    (
+        doc,
+        btree_map(
+            select(TEMPLATE_VAR_NAMES).prop_map(str::to_string),
+            value,
+            0..6,
+        ),
+        any::<bool>(),
+        select(vec!["a", "b", "c", "zz"]),
+        re("[a-z0-9]{1,12}"),
+    )
+        .prop_map(|(doc, vars, zh, variant, contact)| TemplateCase {
+            doc: Body(doc),
+            vars,
+            lang: if zh { Lang::ZhCn } else { Lang::En },
+            variant,
+            contact,
+        })
+        .boxed()
+}
+
+#[derive(Default)]
+struct TemplateTally {
+    valid: Cell<u64>,
+    refused: Cell<u64>,
+    rendered: Cell<u64>,
+    variants: Cell<u64>,
+    /// Renders whose html holds a value: each proves the marker arrived, escaped.
+    escaped: Cell<u64>,
+}
+
+/// The size limits `validate` promises, over the base and every variant.
+fn check_limits(t: &Template) -> Result<(), TestCaseError> {
+    let all: Vec<&Parts> = t
+        .locales
+        .values()
+        .chain(t.variants.iter().flat_map(|v| v.locales.values()))
+        .collect();
+    for p in all {
+        for part in [&p.subject, &p.html, &p.text].into_iter().flatten() {
+            prop_assert!(part.len() <= MAX_PART_BYTES && !part.trim().is_empty());
+        }
+        if let Some(subject) = &p.subject {
+            prop_assert!(subject.chars().count() <= MAX_SUBJECT_CHARS);
+        }
+        if let (Channel::Sms, Some(text)) = (t.channel, &p.text) {
+            prop_assert!(text.chars().count() <= MAX_SMS_CHARS);
+        }
+    }
+    Ok(())
+}
+
+/// Renders `t` and checks what holds for any template, validated or not.
+fn check_rendered(
+    t: &Template,
+    case: &TemplateCase,
+    variant: &str,
+    valid: bool,
+    tally: &TemplateTally,
+) -> Result<(), TestCaseError> {
+    let r = template::render(
+        t,
+        &RenderContext {
+            vars: &case.vars,
+            lang: case.lang,
+            variant,
+        },
+    );
+    if let Some(subject) = &r.subject {
+        prop_assert!(!subject.contains(['\n', '\r']), "subject {subject:?}");
+    }
+    if let Some(html) = &r.html {
+        prop_assert!(
+            !html.contains(INJECTED),
+            "a value reached the html: {html:?}"
+        );
+        bump(&tally.escaped, usize::from(html.contains("&lt;x-inj&gt;")));
+        // Tracking rewrites nothing it is told to keep, and escapes what it writes.
+        prop_assert_eq!(&template::track_links(html, |_| None), html);
+        let tracked = template::track_links(html, |url| Some(format!("https://t.test/{url}")));
+        prop_assert!(!tracked.contains(INJECTED), "{tracked:?}");
+        let _ = template::html_to_text(html);
+    }
+    prop_assert!(
+        t.variant_ids().contains(&r.variant.as_str()),
+        "{}",
+        r.variant
+    );
+    if valid {
+        prop_assert!(t.locales.contains_key(r.lang.tag()));
+        match t.channel {
+            Channel::Email => {
+                prop_assert!(r.subject.is_some() && r.text.is_some(), "{r:?}");
+            }
+            Channel::Sms | Channel::Wecom => {
+                prop_assert!(r.subject.is_none() && r.html.is_none() && r.text.is_some());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_template(case: &TemplateCase, tally: &TemplateTally) -> Result<(), TestCaseError> {
+    let bytes = &case.doc.0;
+    let parsed = template::parse(bytes);
+    let decoded: Option<Template> = serde_json::from_slice(bytes).ok();
+    match &parsed {
+        Ok(t) => {
+            bump(&tally.valid, 1);
+            prop_assert!(bytes.len() <= template::MAX_TEMPLATE_BYTES);
+            prop_assert_eq!(Some(t), decoded.as_ref());
+            check_limits(t)?;
+        }
+        Err(e) => {
+            bump(&tally.refused, 1);
+            assert_invalid(e)?;
+            if let Error::Invalid { field, message } = e {
+                prop_assert!(!field.is_empty() && !message.is_empty(), "{e:?}");
+            }
+            if let (Some(d), true) = (&decoded, bytes.len() <= template::MAX_TEMPLATE_BYTES) {
+                prop_assert_eq!(&template::validate(d), &Err(e.clone()));
+            }
+        }
+    }
+    // Render what decodes, valid or not: rendering must hold its invariants either way (a
+    // template nobody validated renders as written). The marker appears in no template, so
+    // only a value could put it in the html.
+    let Some(t) = decoded else {
+        return Ok(());
+    };
+    let source = serde_json::to_string(&t).unwrap_or_default();
+    if source.contains("x-inj") {
+        return Ok(());
+    }
+    let valid = parsed.is_ok();
+    check_rendered(&t, case, case.variant, valid, tally)?;
+    let ids = t.variant_ids();
+    let assigned = template::variant_for(&case.contact, &t.id, &ids);
+    prop_assert!(ids.contains(&assigned));
+    if assigned != case.variant {
+        bump(&tally.variants, 1);
+        check_rendered(&t, case, assigned, valid, tally)?;
+    }
+    bump(&tally.rendered, 1);
+    Ok(())
+}
+
+#[test]
+fn fuzz_template() {
+    let targets = Targets::default();
+    let tally = TemplateTally::default();
+    let n = targets.run("template", TEMPLATE, template_case(), |case| {
+        check_template(&case, &tally)
+    });
+    report(
+        "template",
+        n,
+        format!(
+            "{} valid, {} refused, {} rendered ({} also as their assigned variant), {} html \
+             renders holding an escaped value",
+            tally.valid.get(),
+            tally.refused.get(),
+            tally.rendered.get(),
+            tally.variants.get(),
+            tally.escaped.get()
+        ),
+    );
+    targets.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Delivery: provider receipts, provider answers and the requests sent to providers.
+// ---------------------------------------------------------------------------------------------
+
+/// The recipient the provider fixtures quote (as SendGrid and Twilio do in events, bounce
+/// reasons and error messages): no receipt, reason or detail may repeat it.
+const RECIPIENT_EMAIL: &str = "fuzz.recipient@example.com";
+const RECIPIENT_PHONE: &str = "+8613800138000";
+const MAX_UNIX_SECONDS: i64 = 253_402_300_799;
+
+fn repeats_recipient(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    lower.contains(RECIPIENT_EMAIL) || lower.contains(&RECIPIENT_PHONE[1..])
+}
+
+fn receipt_message_id() -> BoxedStrategy<String> {
+    prop_oneof![
+        8 => re("m_[0-9a-f]{32}"),
+        2 => re("[A-Za-z0-9_.:-]{1,130}"),
+        2 => short_string(),
+        1 => Just(RECIPIENT_EMAIL.to_string()),
+    ]
+    .boxed()
+}
+
+fn unix_seconds_value() -> BoxedStrategy<Value> {
+    let now = NOW.0 / 1000;
+    prop_oneof![
+        6 => (now - 86_400..now + 86_400).prop_map(Value::from),
+        1 => any::<i64>().prop_map(Value::from),
+        1 => any::<u64>().prop_map(Value::from),
+        1 => any::<f64>().prop_map(Value::from),
+        1 => select(vec![0, -1, MAX_UNIX_SECONDS, MAX_UNIX_SECONDS + 1]).prop_map(Value::from),
+    ]
+    .boxed()
+}
+
+/// What a timestamp must read as: `Ok(None)` absent, `Ok(Some(s))` valid, `Err` invalid.
+fn expected_seconds(v: Option<&Value>) -> Result<Option<i64>, ()> {
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    if let Some(s) = v.as_i64() {
+        return if (0..=MAX_UNIX_SECONDS).contains(&s) {
+            Ok(Some(s))
+        } else {
+            Err(())
+        };
+    }
+    match v.as_f64() {
+        Some(f) if (0.0..=MAX_UNIX_SECONDS as f64).contains(&f) => Ok(Some(f as i64)),
+        _ => Err(()),
+    }
+}
+
+/// One SendGrid event, quoting the recipient wherever SendGrid does.
+fn sendgrid_event() -> BoxedStrategy<Value> {
+    #[rustfmt::skip]
+    const EVENTS: &[&str] = &[
+        "delivered", "bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe", "open",
+        "click", "processed", "deferred", "Delivered", "",
+    ];
+    const TYPES: &[&str] = &["bounce", "blocked", "", "fuzz.recipient@example.com"];
+    #[rustfmt::skip]
+    const LABELS: &[&str] = &[
+        "Invalid Address", "Technical", "Reputation", "Mailbox Unavailable", "Bounced Address",
+        "Unsubscribed Address", "Spam Reporting Address", "Invalid",
+        "550 5.1.1 <fuzz.recipient@example.com>: Recipient address rejected", " ", "中文",
+        "x\r\ny",
+    ];
+    let text = |values: &'static [&'static str]| select(values).prop_map(Value::from).boxed();
+    (
+        (
+            field(text(EVENTS), REQUIRED),
+            field(
+                receipt_message_id().prop_map(Value::from).boxed(),
+                (85, 5, 10),
+            ),
+            field(unix_seconds_value(), (90, 5, 5)),
+        ),
+        (
+            field(text(TYPES), OPTIONAL),
+            field(text(LABELS), OPTIONAL),
+            field(text(LABELS), OPTIONAL),
+            field(any::<bool>().prop_map(Value::from).boxed(), OPTIONAL),
+        ),
+        prop::option::weighted(0.2, (short_string(), json_any())),
+        0u8..30,
+    )
+        .prop_map(
+            |((event, id, ts), (kind, class, reason, machine), extra, shape)| {
+                if shape == 0 {
+                    return event.unwrap_or(Value::Null);
+                }
+                let mut o = object(vec![
+                    ("event", event),
+                    ("kindling_message_id", id),
+                    ("timestamp", ts),
+                    ("type", kind),
+                    ("bounce_classification", class),
+                    ("reason", reason),
+                    ("sg_machine_open", machine),
+                ]);
+                o.insert("email".into(), RECIPIENT_EMAIL.into());
+                o.insert(
+                    "url".into(),
+                    format!("https://shop.example/?e={RECIPIENT_EMAIL}").into(),
+                );
+                if let Some((k, v)) = extra {
+                    o.insert(k, v);
+                }
+                Value::Object(o)
+            },
+        )
+        .boxed()
+}
+
+fn sendgrid_batch() -> BoxedStrategy<Value> {
+    (
+        vec(sendgrid_event(), 0..24),
+        prop::option::weighted(0.03, hostile()),
+    )
+        .prop_map(|(events, batch_override)| batch_override.unwrap_or(Value::Array(events)))
+        .boxed()
+}
+
+/// The receipt SendGrid's event must give (kind and whether a detail is due), or None when
+/// the event must be skipped.
+fn expected_sendgrid(e: &Value) -> Option<(ReceiptKind, bool)> {
+    let id = e.get("kindling_message_id")?.as_str()?;
+    if !receipts::is_valid_message_id(id) {
+        return None;
+    }
+    let machine = e.get("sg_machine_open").and_then(Value::as_bool) == Some(true);
+    Some(match e.get("event")?.as_str()? {
+        "delivered" => (ReceiptKind::Delivered, false),
+        "bounce" | "dropped" => (ReceiptKind::Bounced, true),
+        "spamreport" => (ReceiptKind::Complained, false),
+        "unsubscribe" => (ReceiptKind::Unsubscribed, false),
+        "group_unsubscribe" => (ReceiptKind::Unsubscribed, true),
+        "open" => (ReceiptKind::Opened, machine),
+        "click" => (ReceiptKind::Clicked, false),
+        _ => return None,
+    })
+}
+
+/// A Twilio status callback and the `kindling_message_id` its URL carried.
+fn twilio_callback() -> BoxedStrategy<(Vec<(String, String)>, String)> {
+    #[rustfmt::skip]
+    const STATUSES: &[&str] = &[
+        "delivered", "undelivered", "failed", "sent", "queued", "accepted", "sending", "read",
+        "canceled", "DELIVERED", "",
+    ];
+    #[rustfmt::skip]
+    const CODES: &[&str] = &[
+        "30003", "30005", "30006", "30007", "30008", "21610", "", "0", "300050", "123456789",
+        "+8613800138000", "30003 ",
+    ];
+    (
+        prop_oneof![10 => select(STATUSES).prop_map(Some), 1 => Just(None)],
+        prop::option::weighted(0.5, select(CODES)),
+        receipt_message_id(),
+        vec((re("[A-Za-z]{1,12}"), short_string()), 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(status, code, id, extra, twice)| {
+            let mut fields = vec![
+                (
+                    "SmsSid".to_string(),
+                    "SM1f0e8ae6ade43cb3c0ce4525424e404f".to_string(),
+                ),
+                ("To".to_string(), RECIPIENT_PHONE.to_string()),
+                ("From".to_string(), "+15550100000".to_string()),
+                ("AccountSid".to_string(), "AC0123456789abcdef".to_string()),
+            ];
+            if let Some(s) = status {
+                fields.push(("MessageStatus".into(), s.into()));
+                if twice {
+                    // A repeated field: the last one wins, as form parsers read it.
+                    fields.push(("MessageStatus".into(), s.into()));
+                }
+            }
+            if let Some(c) = code {
+                fields.push(("ErrorCode".into(), c.into()));
+            }
+            fields.extend(extra);
+            (fields, id)
+        })
+        .boxed()
+}
+
+fn generic_receipt() -> BoxedStrategy<Value> {
+    #[rustfmt::skip]
+    const EVENTS: &[&str] = &[
+        "delivered", "bounced", "complained", "unsubscribed", "failed", "opened", "Delivered", "",
+    ];
+    (
+        field(receipt_message_id().prop_map(Value::from).boxed(), REQUIRED),
+        field(select(EVENTS).prop_map(Value::from).boxed(), REQUIRED),
+        field(unix_seconds_value(), OPTIONAL),
+        field(
+            prop_oneof![short_string(), repeated(&["d", "中", "\r\n"], 150..260)]
+                .prop_map(Value::from)
+                .boxed(),
+            OPTIONAL,
+        ),
+        0u8..30,
+    )
+        .prop_map(|(id, event, at, detail, shape)| {
+            if shape == 0 {
+                return id.unwrap_or(Value::Null);
+            }
+            Value::Object(object(vec![
+                ("message_id", id),
+                ("event", event),
+                ("at", at),
+                ("detail", detail),
+            ]))
+        })
+        .boxed()
+}
+
+/// What every receipt must satisfy, whichever parser produced it.
+fn check_receipt(r: &Receipt, from_provider: bool) -> Result<(), TestCaseError> {
+    prop_assert!(
+        receipts::is_valid_message_id(&r.message_id),
+        "{:?}",
+        r.message_id
+    );
+    if let Some(at) = r.at_unix {
+        prop_assert!((0..=MAX_UNIX_SECONDS).contains(&at), "at {at}");
+    }
+    if let Some(d) = &r.detail {
+        prop_assert!(
+            !d.is_empty() && d.chars().count() <= 200 && !d.chars().any(char::is_control),
+            "detail {d:?}"
+        );
+    }
+    // A provider's receipt keeps nothing of what it says about the recipient. (A generic
+    // receipt's detail is its sender's text, which promises the same.)
+    if from_provider {
+        prop_assert!(!repeats_recipient(&format!("{r:?}")), "{r:?}");
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct ReceiptTally {
+    read: Cell<u64>,
+    refused: Cell<u64>,
+    receipts: Cell<u64>,
+}
+
+impl ReceiptTally {
+    fn detail(&self) -> String {
+        format!(
+            "{} bodies read ({} receipts), {} refused",
+            self.read.get(),
+            self.receipts.get(),
+            self.refused.get()
+        )
+    }
+}
+
+/// Any body through the parser `which` picks: no panic, and every receipt well formed.
+fn check_receipt_bytes(
+    which: u8,
+    body: &[u8],
+    message_id: &str,
+    tally: &ReceiptTally,
+) -> Result<(), TestCaseError> {
+    let (result, from_provider) = match which % 3 {
+        0 => (receipts::parse_sendgrid(body), true),
+        1 => (
+            receipts::parse_twilio(body, message_id).map(|r| r.into_iter().collect()),
+            true,
+        ),
+        _ => (receipts::parse_generic(body).map(|r| vec![r]), false),
+    };
+    match result {
+        Ok(list) => {
+            bump(&tally.read, 1);
+            bump(&tally.receipts, list.len());
+            for r in &list {
+                check_receipt(r, from_provider)?;
+            }
+        }
+        Err(e) => {
+            bump(&tally.refused, 1);
+            prop_assert!(!e.is_empty());
+        }
+    }
+    Ok(())
+}
+
+#[rustfmt::skip]
+const RECEIPT_SOUP: &[&str] = &[
+    "[", "]", "{", "}", ",", ":", "\"", "\"event\"", "\"delivered\"", "\"bounce\"", "\"open\"",
+    "\"kindling_message_id\"", "\"m_00000001\"", "\"timestamp\"", "\"message_id\"", "\"at\"",
+    "\"detail\"", "1781740800", "1e400", "-1", "null", "true", "MessageStatus", "ErrorCode", "=",
+    "&", "%", "%FF", "+", "delivered", "failed", "30005", "\\u0000", "\\ud800", "é", "\u{0}",
+];
+
+#[rustfmt::skip]
+const RECEIPT_TOKENS: &[&[u8]] = &[
+    b"{", b"}", b"[", b"]", b",", b":", b"\"", b"\\", b"null", b"1e400", b"-1", b"\xff",
+    b"\\u0000", b"\\ud800", b"[[[[[[[[", b"&", b"=", b"%", b"%FF", b"+",
+    b"\"kindling_message_id\":\"fuzz.recipient@example.com\"", b"\"event\":\"bounce\"",
+    b"\"type\":\"fuzz.recipient@example.com\"", b"&MessageStatus=failed&ErrorCode=30005",
+];
+
+fn receipt_bytes() -> BoxedStrategy<(u8, Body, String)> {
+    let valid = prop_oneof![
+        sendgrid_batch().prop_map(|v| (0u8, v.to_string().into_bytes(), String::new())),
+        twilio_callback().prop_map(|(fields, id)| {
+            let mut f = form_urlencoded::Serializer::new(String::new());
+            f.extend_pairs(fields);
+            (1u8, f.finish().into_bytes(), id)
+        }),
+        generic_receipt().prop_map(|v| (2u8, v.to_string().into_bytes(), String::new())),
+    ];
+    prop_oneof![
+        8 => (any::<u8>(), vec(any::<u8>(), 0..256), receipt_message_id()),
+        8 => (any::<u8>(), soup(RECEIPT_SOUP, 0..64), receipt_message_id())
+            .prop_map(|(w, s, id)| (w, s.into_bytes(), id)),
+        16 => (valid, vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..6))
+            .prop_map(|((w, b, id), edits)| (w, mutate_with(b, edits, RECEIPT_TOKENS), id)),
+        1 => (0u8..3, receipts::MAX_BODY_BYTES - 1..receipts::MAX_BODY_BYTES + 2)
+            .prop_map(|(w, n)| {
+                let mut b = b"[".to_vec();
+                b.resize(n, b' ');
+                (w, b, "m_1".to_string())
+            }),
+    ]
+    .prop_map(|(w, b, id)| (w, Body(b), id))
+    .boxed()
+}
+
+#[derive(Debug, Clone)]
+enum ReceiptCase {
+    SendGrid(Value),
+    Twilio(Vec<(String, String)>, String),
+    Generic(Value),
+}
+
+fn receipt_case() -> BoxedStrategy<ReceiptCase> {
+    prop_oneof![
+        2 => sendgrid_batch().prop_map(ReceiptCase::SendGrid),
+        1 => twilio_callback().prop_map(|(f, id)| ReceiptCase::Twilio(f, id)),
+        1 => generic_receipt().prop_map(ReceiptCase::Generic),
+    ]
+    .boxed()
+}
+
+/// Structurally valid receipts: each parser must give exactly what the reference reading of
+/// the input says.
+fn check_receipt_case(case: &ReceiptCase, tally: &ReceiptTally) -> Result<(), TestCaseError> {
+    match case {
+        ReceiptCase::SendGrid(batch) => {
+            let got = receipts::parse_sendgrid(batch.to_string().as_bytes());
+            let Some(events) = batch.as_array() else {
+                prop_assert!(got.is_err(), "{got:?}");
+                bump(&tally.refused, 1);
+                return Ok(());
+            };
+            let got = match got {
+                Ok(got) => got,
+                // serde_json refuses nesting past 128 levels, which only hostile values reach.
+                Err(_) if json_depth(batch) >= 120 => {
+                    bump(&tally.refused, 1);
+                    return Ok(());
+                }
+                Err(e) => return Err(TestCaseError::fail(e)),
+            };
+            let expected: Vec<(&Value, (ReceiptKind, bool))> = events
+                .iter()
+                .filter_map(|e| Some((e, expected_sendgrid(e)?)))
+                .collect();
+            prop_assert_eq!(got.len(), expected.len());
+            for (r, (e, (kind, detail))) in got.iter().zip(&expected) {
+                check_receipt(r, true)?;
+                prop_assert_eq!(&r.kind, kind);
+                prop_assert_eq!(r.detail.is_some(), *detail, "{:?} from {}", r, e);
+                prop_assert_eq!(
+                    Some(r.message_id.as_str()),
+                    e.get("kindling_message_id").and_then(Value::as_str)
+                );
+                let at = expected_seconds(e.get("timestamp")).unwrap_or(None);
+                prop_assert_eq!(r.at_unix, at, "{}", e);
+            }
+            bump(&tally.read, 1);
+            bump(&tally.receipts, got.len());
+        }
+        ReceiptCase::Twilio(fields, id) => {
+            let mut f = form_urlencoded::Serializer::new(String::new());
+            f.extend_pairs(fields);
+            let got = receipts::parse_twilio(f.finish().as_bytes(), id);
+            let last = |name: &str| {
+                fields
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            let status = last("MessageStatus");
+            if !receipts::is_valid_message_id(id) || status.is_none() {
+                prop_assert!(got.is_err(), "{got:?}");
+                bump(&tally.refused, 1);
+                return Ok(());
+            }
+            let got = got.map_err(TestCaseError::fail)?;
+            let code = last("ErrorCode")
+                .filter(|c| (1..=8).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()));
+            let kind = match status {
+                Some("delivered") => Some(ReceiptKind::Delivered),
+                Some("undelivered" | "failed") => match code {
+                    Some("30003" | "30005" | "30006") => Some(ReceiptKind::Bounced),
+                    _ => Some(ReceiptKind::Failed),
+                },
+                _ => None,
+            };
+            prop_assert_eq!(got.as_ref().map(|r| &r.kind), kind.as_ref());
+            if let Some(r) = &got {
+                check_receipt(r, true)?;
+                prop_assert_eq!(&r.message_id, id);
+                let detail = code
+                    .filter(|_| r.kind != ReceiptKind::Delivered)
+                    .map(|c| format!("twilio_{c}"));
+                prop_assert_eq!(&r.detail, &detail);
+            }
+            bump(&tally.read, 1);
+            bump(&tally.receipts, usize::from(got.is_some()));
+        }
+        ReceiptCase::Generic(v) => {
+            let got = receipts::parse_generic(v.to_string().as_bytes());
+            let id = v.get("message_id").and_then(Value::as_str);
+            let kind = match v.get("event").and_then(Value::as_str) {
+                Some("delivered") => Some(ReceiptKind::Delivered),
+                Some("bounced") => Some(ReceiptKind::Bounced),
+                Some("complained") => Some(ReceiptKind::Complained),
+                Some("unsubscribed") => Some(ReceiptKind::Unsubscribed),
+                Some("failed") => Some(ReceiptKind::Failed),
+                _ => None,
+            };
+            let at = expected_seconds(v.get("at"));
+            let detail_ok = matches!(v.get("detail"), None | Some(Value::Null | Value::String(_)));
+            let valid = v.is_object()
+                && id.is_some_and(receipts::is_valid_message_id)
+                && kind.is_some()
+                && at.is_ok()
+                && detail_ok;
+            prop_assert_eq!(got.is_ok(), valid, "{:?} from {}", got, v);
+            if let Ok(r) = &got {
+                check_receipt(r, false)?;
+                prop_assert_eq!(Some(r.message_id.as_str()), id);
+                prop_assert_eq!(Some(&r.kind), kind.as_ref());
+                prop_assert_eq!(Ok(r.at_unix), at);
+                bump(&tally.read, 1);
+                bump(&tally.receipts, 1);
+            } else {
+                bump(&tally.refused, 1);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn fuzz_receipts() {
+    let targets = Targets::default();
+    let tally = ReceiptTally::default();
+    let n = targets.run(
+        "receipts/bytes",
+        RECEIPT_BYTES,
+        receipt_bytes(),
+        |(which, body, id)| check_receipt_bytes(which, &body.0, &id, &tally),
+    );
+    report("receipts/bytes", n, tally.detail());
+
+    let tally = ReceiptTally::default();
+    let m = targets.run(
+        "receipts/structured",
+        RECEIPT_STRUCTURED,
+        receipt_case(),
+        |case| check_receipt_case(&case, &tally),
+    );
+    report("receipts/structured", m, tally.detail());
+    eprintln!("fuzz receipts: {} cases in total", n + m);
+    targets.finish();
+}
+
+fn provider() -> BoxedStrategy<Provider> {
+    select(vec![
+        Provider::SendGrid,
+        Provider::Twilio,
+        Provider::WecomRobot,
+        Provider::WecomApp,
+        Provider::Webhook,
+    ])
+    .boxed()
+}
+
+fn answer_status() -> BoxedStrategy<u16> {
+    #[rustfmt::skip]
+    const STATUSES: &[u16] = &[
+        0, 100, 200, 201, 202, 204, 299, 301, 400, 401, 403, 404, 408, 410, 413, 429, 499, 500, 502,
+        503, 599, 600, 999, 65535,
+    ];
+    prop_oneof![4 => select(STATUSES), 1 => any::<u16>()].boxed()
+}
+
+fn answer_headers() -> BoxedStrategy<Vec<(String, String)>> {
+    #[rustfmt::skip]
+    const NAMES: &[&str] = &[
+        "Retry-After", "retry-after", "RETRY-AFTER", "X-Message-Id", "x-message-id",
+        "Content-Type", "X-Junk", "Retry-After ",
+    ];
+    #[rustfmt::skip]
+    const VALUES: &[&str] = &[
+        "0", "1", "30", "120", "86400", "86401", "4294967295", "4294967296", "999999999999",
+        "9999999999999", "-1", "1.5", " 7 ", "", "Wed, 21 Oct 2026 07:28:00 GMT",
+        "14c5d75ce93.dfd.64b469.filter0001", "fuzz.recipient@example.com", "a b", "\u{7f}", "中",
+    ];
+    let value = prop_oneof![3 => select(VALUES).prop_map(str::to_string), 1 => short_string()];
+    vec((select(NAMES).prop_map(str::to_string), value), 0..4).boxed()
+}
+
+/// Provider answers: the real shapes (quoting the recipient, as Twilio's messages do), with
+/// every code that means something, plus junk.
+fn answer_body() -> BoxedStrategy<Vec<u8>> {
+    #[rustfmt::skip]
+    const CODES: &[i64] = &[
+        0, -1, 40001, 40014, 42001, 45009, 45033, 81013, 93000, 21211, 21610, 21611, 21614, 20003,
+        20429, 30007, i64::MAX, i64::MIN,
+    ];
+    let message = select(vec![
+        "The 'To' number +8613800138000 is not a valid phone number.",
+        "The from email fuzz.recipient@example.com is not verified",
+        "ok",
+        "system busy",
+    ]);
+    let code = prop_oneof![
+        6 => select(CODES).prop_map(Value::from),
+        1 => hostile(),
+    ];
+    let id = prop_oneof![
+        3 => re("[A-Za-z0-9]{1,40}").prop_map(Value::from),
+        1 => short_string().prop_map(Value::from),
+        1 => hostile(),
+    ];
+    let shaped = (code, message, id, 0u8..6).prop_map(|(code, message, id, shape)| {
+        let v = match shape {
+            0 => json!({ "errcode": code, "errmsg": message, "msgid": id }),
+            1 => json!({ "errcode": code, "errmsg": message, "invaliduser": id }),
+            2 => json!({ "code": code, "message": message, "status": 400 }),
+            3 => json!({ "sid": id, "status": "queued", "to": RECIPIENT_PHONE }),
+            4 => json!({ "errors": [{ "message": message, "field": id }] }),
+            _ => json!({ "errcode": 0, "access_token": id, "expires_in": code }),
+        };
+        v.to_string().into_bytes()
+    });
+    prop_oneof![
+        6 => shaped.clone(),
+        2 => (shaped, vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..4))
+            .prop_map(|(b, edits)| mutate(b, edits)),
+        1 => vec(any::<u8>(), 0..128),
+        1 => soup(JSON_SOUP, 0..32).prop_map(String::into_bytes),
+    ]
+    .boxed()
+}
+
+#[derive(Default)]
+struct AnswerTally {
+    sent: Cell<u64>,
+    retry: Cell<u64>,
+    fail: Cell<u64>,
+    tokens: Cell<u64>,
+}
+
+fn check_answer(
+    (provider, status, headers, body): &(Provider, u16, Vec<(String, String)>, Body),
+    (attempt, jitter): (u32, f64),
+    tally: &AnswerTally,
+) -> Result<(), TestCaseError> {
+    let outcome = providers::classify(provider, *status, headers, &body.0);
+    let transient = matches!(status, 0 | 408 | 429 | 500..=599);
+    let success = (200..=299).contains(status);
+    let reason_ok = |r: &str| {
+        (1..=80).contains(&r.len()) && r.bytes().all(|b| b.is_ascii_graphic()) && !r.contains('@')
+    };
+    match &outcome {
+        Outcome::Sent { provider_id } => {
+            bump(&tally.sent, 1);
+            prop_assert!(success, "sent on {status}");
+            if let Some(id) = provider_id {
+                prop_assert!(
+                    !id.is_empty() && id.len() <= 256 && id.bytes().all(|b| b.is_ascii_graphic()),
+                    "provider id {id:?}"
+                );
+            }
+        }
+        Outcome::Retry {
+            reason,
+            retry_after_s,
+        } => {
+            bump(&tally.retry, 1);
+            prop_assert!(reason_ok(reason), "reason {reason:?}");
+            prop_assert!(!repeats_recipient(reason), "reason {reason:?}");
+            let ra = retry_after_s.unwrap_or(0);
+            prop_assert!(ra <= MAX_RETRY_AFTER_S, "retry after {ra}");
+            let wait = providers::backoff_ms(attempt, jitter, *retry_after_s);
+            let ceiling = (30_000i64 << attempt.saturating_sub(1).min(7)).min(3_600_000);
+            prop_assert!(
+                (1_000..=ceiling.max(i64::from(ra) * 1000)).contains(&wait)
+                    && wait >= i64::from(ra) * 1000,
+                "attempt {attempt}, jitter {jitter}, retry after {ra}: {wait} ms"
+            );
+        }
+        Outcome::Fail { reason } => {
+            bump(&tally.fail, 1);
+            prop_assert!(reason_ok(reason), "reason {reason:?}");
+            prop_assert!(!repeats_recipient(reason), "reason {reason:?}");
+        }
+    }
+    if transient {
+        prop_assert!(matches!(outcome, Outcome::Retry { .. }), "{outcome:?}");
+    }
+    if success
+        && matches!(
+            provider,
+            Provider::SendGrid | Provider::Twilio | Provider::Webhook
+        )
+    {
+        prop_assert!(matches!(outcome, Outcome::Sent { .. }), "{outcome:?}");
+    }
+    if let Some((token, expires_in)) = providers::wecom_token(&body.0) {
+        bump(&tally.tokens, 1);
+        prop_assert!(expires_in > 0);
+        prop_assert!(!token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()));
+    }
+    Ok(())
+}
+
+/// Free text for the request builders: line breaks and header syntax where an injection would
+/// put them, Unicode, huge values.
+fn request_text() -> BoxedStrategy<String> {
+    #[rustfmt::skip]
+    const SOUP: &[&str] = &[
+        "\r\n", "\n", "\r", "Bcc: ", "X-Evil: 1", "<", ">", ":", " ", "a", "@", "example.com",
+        "https://", "中", "😀", "\u{0}", "\u{85}", "\u{2028}", "\u{2029}", "\t", "%", "&", "=",
+        "?", "#", "/", "..",
+    ];
+    prop_oneof![
+        4 => soup(SOUP, 0..24),
+        2 => text(0..40),
+        1 => repeated(&["a", "é", "中", "😀", "\r\n"], 1300..1500),
+    ]
+    .boxed()
+}
+
+fn one_line_ok(s: &str) -> bool {
+    !s.chars()
+        .any(|c| c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+}
+
+#[derive(Debug, Clone)]
+struct RequestCase {
+    texts: Vec<String>,
+    body: Body,
+    secret: String,
+    other_secret: String,
+    skew: i64,
+    flip: (usize, u8),
+}
+
+fn request_case() -> BoxedStrategy<RequestCase> {
+    let secret = prop_oneof![
+        4 => re("[ -~]{1,70}"),
+        1 => Just(String::new()),
+        1 => vec(any::<u8>(), 0..80).prop_map(lossy),
+    ];
+    (
+        vec(request_text(), 10),
+        vec(any::<u8>(), 0..256),
+        (secret, 0u8..4, re("[ -~]{0,70}")),
+        prop_oneof![3 => -300i64..=300, 1 => -100_000i64..100_000, 1 => any::<i64>()],
+        (any::<usize>(), 1u8..=255),
+    )
+        .prop_map(|(texts, body, (secret, how, random), skew, flip)| {
+            let other_secret = match how {
+                0 => random,
+                1 => format!("{secret}\0"),
+                2 => {
+                    let mut s = secret.clone();
+                    s.pop();
+                    s
+                }
+                _ => format!("{secret}x"),
+            };
+            RequestCase {
+                texts,
+                body: Body(body),
+                secret,
+                other_secret,
+                skew,
+                flip,
+            }
+        })
+        .boxed()
+}
+
+fn check_requests(case: &RequestCase) -> Result<(), TestCaseError> {
+    let t = |i: usize| case.texts[i].as_str();
+    let headers_ok = |r: &HttpRequest| {
+        r.headers
+            .iter()
+            .all(|(n, v)| !n.is_empty() && v.bytes().all(|b| (b' '..=b'~').contains(&b)))
+    };
+
+    // SendGrid: the body is JSON, and only the message text may hold a line break.
+    let cfg = EmailConfig {
+        endpoint: "https://api.sendgrid.com".into(),
+        api_key: t(0).into(),
+        from_email: t(1).into(),
+        from_name: t(2).into(),
+        reply_to: Some(t(3).into()),
+    };
+    let m = Email {
+        message_id: t(4),
+        to: t(5),
+        subject: t(6),
+        html: Some(t(7)),
+        text: t(8),
+        unsubscribe_url: Some(t(9)),
+        category: t(4),
+    };
+    let r = providers::sendgrid(&cfg, &m);
+    prop_assert!(headers_ok(&r), "{:?}", r.headers);
+    let mut body: Value =
+        serde_json::from_slice(&r.body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let content = body
+        .as_object_mut()
+        .and_then(|o| o.remove("content"))
+        .unwrap_or(Value::Null);
+    prop_assert!(content
+        .as_array()
+        .is_some_and(|c| (1..=2).contains(&c.len())));
+    let mut strings = vec![];
+    collect_strings(&body, &mut strings);
+    for s in &strings {
+        prop_assert!(one_line_ok(s), "{s:?} in {body}");
+    }
+    if let Some(h) = body.get("headers").and_then(Value::as_object) {
+        prop_assert_eq!(h.len(), 2);
+        let list = h
+            .get("List-Unsubscribe")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let inner = list.strip_prefix('<').and_then(|l| l.strip_suffix('>'));
+        prop_assert!(
+            inner.is_some_and(|u| !u.is_empty() && !u.contains(['<', '>'])),
+            "{list:?}"
+        );
+    }
+
+    // Twilio: the form reads back, one-line addresses, the body untouched, the sid confined to
+    // its path segment.
+    let sms = SmsConfig {
+        endpoint: "https://api.twilio.com".into(),
+        account_sid: t(0).into(),
+        auth_token: t(1).into(),
+        from: t(2).into(),
+        status_callback: Some(format!("https://k.example/r/twilio{}", t(3))),
+    };
+    let r = providers::twilio(&sms, t(4), t(5), t(6));
+    prop_assert!(headers_ok(&r), "{:?}", r.headers);
+    let segment = r
+        .url
+        .strip_prefix("https://api.twilio.com/2010-04-01/Accounts/")
+        .and_then(|u| u.strip_suffix("/Messages.json"))
+        .unwrap_or("/");
+    prop_assert!(
+        segment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
+        "{}",
+        r.url
+    );
+    let fields: Vec<(String, String)> = form_urlencoded::parse(&r.body).into_owned().collect();
+    prop_assert_eq!(fields.len(), 4);
+    prop_assert!(one_line_ok(&fields[0].1) && one_line_ok(&fields[1].1));
+    prop_assert_eq!(&fields[2], &("Body".to_string(), t(6).to_string()));
+
+    // WeCom: within the limits, cut on a character boundary, never altered otherwise.
+    let robot = WecomRobotConfig {
+        webhook_url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k".into(),
+    };
+    let long = t(7).repeat(4);
+    for (r, limit) in [
+        (providers::wecom_robot(&robot, &long), WECOM_ROBOT_MAX_BYTES),
+        (
+            providers::wecom_app(
+                &WecomAppConfig {
+                    endpoint: "https://qyapi.weixin.qq.com".into(),
+                    agent_id: 1,
+                },
+                t(0),
+                t(1),
+                &long,
+            ),
+            WECOM_APP_MAX_BYTES,
+        ),
+    ] {
+        let v: Value =
+            serde_json::from_slice(&r.body).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let sent = v
+            .get("markdown")
+            .or_else(|| v.get("text"))
+            .and_then(|c| c.get("content"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        prop_assert!(sent.len() <= limit && long.starts_with(sent));
+        if long.len() <= limit {
+            prop_assert_eq!(sent, long.as_str());
+        } else {
+            prop_assert!(sent.len() + 4 > limit, "cut to {} of {limit}", sent.len());
+        }
+    }
+
+    // Webhooks: signed requests verify, for the right secret, body and time only.
+    let hook = WebhookConfig {
+        url: "https://crm.example/hook".into(),
+        secret: case.secret.clone(),
+    };
+    let sent_at = NOW.0 / 1000;
+    let body = &case.body.0;
+    let r = providers::webhook(&hook, t(4), t(5), body, sent_at);
+    prop_assert!(headers_ok(&r), "{:?}", r.headers);
+    let header = |name: &str| r.header(name).unwrap_or_default().to_string();
+    let (ts, sig) = (
+        header("X-Kindling-Timestamp"),
+        header("X-Kindling-Signature"),
+    );
+    let now = sent_at.saturating_add(case.skew);
+    let fresh = now.abs_diff(sent_at) <= SIGNATURE_TOLERANCE_S;
+    let keyed = !case.secret.is_empty();
+    prop_assert_eq!(
+        providers::verify_webhook(&case.secret, &ts, &sig, body, now),
+        keyed && fresh
+    );
+    if keyed {
+        prop_assert!(providers::verify_webhook(
+            &case.secret,
+            &ts,
+            &sig,
+            body,
+            sent_at
+        ));
+        let mut tampered = body.clone();
+        let (at, bits) = case.flip;
+        if tampered.is_empty() {
+            tampered.push(bits);
+        } else {
+            let i = at % tampered.len();
+            tampered[i] ^= bits;
+        }
+        prop_assert!(!providers::verify_webhook(
+            &case.secret,
+            &ts,
+            &sig,
+            &tampered,
+            sent_at
+        ));
+        let same_key =
+            hmac_key_form(case.other_secret.as_bytes()) == hmac_key_form(case.secret.as_bytes());
+        prop_assert_eq!(
+            providers::verify_webhook(&case.other_secret, &ts, &sig, body, sent_at),
+            same_key && !case.other_secret.is_empty(),
+            "other secret {:?}",
+            case.other_secret
+        );
+        let later = (sent_at + 1).to_string();
+        prop_assert!(!providers::verify_webhook(
+            &case.secret,
+            &later,
+            &sig,
+            body,
+            sent_at
+        ));
+    }
+    Ok(())
+}
+
+fn json_depth(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(json_depth).max().unwrap_or(0),
+        Value::Object(o) => 1 + o.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn collect_strings<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(a) => a.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(o) => o.iter().for_each(|(k, v)| {
+            out.push(k);
+            collect_strings(v, out);
+        }),
+        _ => {}
+    }
+}
+
+#[test]
+fn fuzz_providers() {
+    let targets = Targets::default();
+    let tally = AnswerTally::default();
+    let answers = (provider(), answer_status(), answer_headers(), answer_body())
+        .prop_map(|(p, s, h, b)| (p, s, h, Body(b)));
+    let backoff = (
+        prop_oneof![3 => 0u32..12, 1 => any::<u32>()],
+        prop_oneof![4 => 0.0f64..1.0, 1 => any::<f64>()],
+    );
+    let n = targets.run(
+        "providers/answers",
+        PROVIDER_ANSWERS,
+        (answers, backoff),
+        |(answer, backoff)| check_answer(&answer, backoff, &tally),
+    );
+    report(
+        "providers/answers",
+        n,
+        format!(
+            "{} sent, {} retried, {} failed; {} token answers read",
+            tally.sent.get(),
+            tally.retry.get(),
+            tally.fail.get(),
+            tally.tokens.get()
+        ),
+    );
+    let m = targets.run(
+        "providers/requests",
+        PROVIDER_REQUESTS,
+        request_case(),
+        |case| check_requests(&case),
+    );
+    report("providers/requests", m, "built and verified".into());
+    eprintln!("fuzz providers: {} cases in total", n + m);
+    targets.finish();
+}
+
 /// The plan, printed once (the `const` assertion at the top keeps it at one million or more).
 #[test]
 fn case_counts() {
@@ -2140,6 +3536,11 @@ fn case_counts() {
         ("bot/hints", BOT_HINTS),
         ("form/body", FORM_BODY),
         ("pii/email", EMAIL_NORMALISE),
+        ("template", TEMPLATE),
+        ("receipts/bytes", RECEIPT_BYTES),
+        ("receipts/structured", RECEIPT_STRUCTURED),
+        ("providers/answers", PROVIDER_ANSWERS),
+        ("providers/requests", PROVIDER_REQUESTS),
     ] {
         eprintln!("fuzz plan {target}: {cases} cases");
     }

@@ -5,9 +5,11 @@
 pub mod cleaning;
 pub mod consent;
 pub mod contacts;
+pub mod documents;
 pub mod forms;
 pub mod ingest;
 pub mod lifecycle;
+pub mod messages;
 pub mod ops;
 pub mod privacy;
 pub mod scoring;

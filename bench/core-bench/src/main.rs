@@ -15,6 +15,8 @@
 //! `core-bench <workload>` (beacon, json, full, pixel, query, parse, plan, plan_unscored,
 //! classify, pixel_parse) runs only that one, e.g. under `perf record`.
 
+use kindling::consent::Refusal;
+use kindling::delivery::decision::{decide, Kind, Policy, Situation};
 use kindling::beacon;
 use kindling::bot::{classify, ClientHints, Traffic};
 use kindling::event::IngestMessage;
@@ -421,7 +423,31 @@ fn main() {
         None => 0.0,
     };
 
+    // The send decision: 10,000 situations (marketing and transactional, consent or not, 0-4
+    // recent sends, sales contacts, all hours of the day in two time zones), decided in turn.
+    let recent_pool: Vec<kindling::Millis> = (0..4)
+        .map(|i| kindling::Millis(NOW.0 - (i + 1) * 2 * kindling::Millis::DAY))
+        .collect();
+    let situations: Vec<Situation> = (0..10_000i64)
+        .map(|i| Situation {
+            kind: if i % 10 == 0 { Kind::Transactional } else { Kind::Marketing },
+            consent: if i % 7 == 0 { Err(Refusal::Withdrawn) } else { Ok(()) },
+            recent: &recent_pool[..(i % 5) as usize],
+            utc_offset_min: if i % 2 == 0 { 480 } else { 0 },
+            last_sales_contact: (i % 11 == 0).then(|| kindling::Millis(NOW.0 - i * 1000)),
+            now: kindling::Millis(NOW.0 + (i % 24) * kindling::Millis::HOUR),
+        })
+        .collect();
+    let policy = Policy::default();
+    let decide_rate = measure_if("decide", &only, || {
+        for s in &situations {
+            black_box(decide(&policy, black_box(s)));
+        }
+        situations.len()
+    });
+
     let out = [
+        ("core_decisions_per_s", decide_rate),
         ("core_rule_checks_per_s", rules_rate),
         ("core_beacon_events_per_s", beacon_rate),
         ("core_beacon_json_events_per_s", json_rate),

@@ -3,11 +3,13 @@
 mod contacts;
 mod forms;
 mod ingest;
+mod messages;
 mod orders;
 mod privacy;
 mod scoring;
 mod sites;
 mod system;
+mod templates;
 
 use kindling::auth::{check_bearer, Principal, Scope};
 use kindling::event::DEFAULT_WORKSPACE;
@@ -71,6 +73,8 @@ async fn route(ctx: &ApiContext, segs: &[&str]) -> Result<Response> {
         ["scoring", rest @ ..] => scoring::route(ctx, rest).await,
         ["forms", rest @ ..] => forms::route(ctx, rest).await,
         ["orders", rest @ ..] => orders::route(ctx, rest).await,
+        ["templates", rest @ ..] => templates::route(ctx, rest).await,
+        ["messages", rest @ ..] => messages::route(ctx, rest).await,
         ["tokens", rest @ ..] => privacy::tokens(ctx, rest).await,
         ["audit"] => privacy::audit_log(ctx).await,
         ["cleaning"] => privacy::cleaning(ctx).await,

@@ -82,6 +82,24 @@ const TAGS: Paging = Paging {
     pages_per_tick: 50,
 };
 
+/// Deferred messages and retries due at `now` go back to deliver (one page per tick; the next
+/// tick takes the rest). The send itself re-checks everything: a stale order is harmless.
+async fn requeue_due(
+    env: &Env,
+    db: &D1,
+    now: Millis,
+) -> std::result::Result<usize, kindling::Error> {
+    let due = kindling::store::messages::due(db, now, 500).await?;
+    let orders: Vec<kindling::delivery::SendOrder> = due
+        .into_iter()
+        .map(|id| kindling::delivery::SendOrder { id, at: now })
+        .collect();
+    kindling_edge::queue::send_all(env, "SENDS", &orders)
+        .await
+        .map_err(|e| kindling::Error::Store(format!("sends queue: {e}")))?;
+    Ok(orders.len())
+}
+
 /// Monthly cleaning steps per tick (a duplicate merge, then pages of contact-point checks).
 const CLEANING_STEPS_PER_TICK: usize = 20;
 
@@ -121,6 +139,7 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
     }
     let staged = paged(&STAGES, |n| lifecycle::stage_pass(&db, ws, now, n)).await?;
     let tagged = paged(&TAGS, |n| kindling::store::tags::tag_pass(&db, ws, now, n)).await?;
+    let requeued = requeue_due(env, &db, now).await?;
     let keys = kindling_edge::pii_keys(env);
     let mut cleaning = None;
     for _ in 0..CLEANING_STEPS_PER_TICK {
@@ -132,7 +151,7 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
         }
     }
     console_log!(
-        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged}, tagged {tagged} contacts; cleaning {:?}",
+        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged}, tagged {tagged} contacts; re-queued {requeued} messages; cleaning {:?}",
         now.rfc3339(),
         cleaning.map(|r| (r.month, r.merged, r.invalid_flagged, r.finished_at.is_some()))
     );

@@ -1,0 +1,24 @@
+//! Delivery: deciding, rendering and sending messages. `decision` is the one answer to "may we
+//! send this message to this contact on this channel now?"; `providers` builds the HTTP
+//! requests of each channel's provider and reads their answers; `receipts` reads providers'
+//! delivery reports; `ab` judges A/B tests.
+
+pub mod ab;
+pub mod compose;
+pub mod decision;
+pub mod providers;
+pub mod receipts;
+
+use crate::time::Millis;
+use serde::{Deserialize, Serialize};
+
+/// What travels on the `sends` queue: a message id and the time to decide it at (the api's
+/// request time, or the cron's scheduled time for a deferred or retried message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendOrder {
+    pub id: String,
+    pub at: Millis,
+}
+
+/// Tries before a message is dead-lettered (visible with its reason at `/v1/messages`).
+pub const MAX_ATTEMPTS: i64 = 5;

@@ -1,0 +1,418 @@
+//! The outbox: messages and their state machine in D1. Enqueueing is idempotent by key; every
+//! state change is a compare-and-set on the current state, so a redelivered queue message, a
+//! retried batch or an overlapping cron can never send one message twice.
+
+use super::{Db, Row, RowExt, Statement};
+use crate::consent::Channel;
+use crate::delivery::decision::{utc_offset_min, Kind};
+use crate::error::Error;
+use crate::time::Millis;
+use serde::Serialize;
+use serde_json::{json, Map, Value as Json};
+
+/// The channels a message can go out on: the consented marketing channels plus webhooks (to
+/// systems, not people: no consent applies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Route {
+    Person(Channel),
+    Webhook,
+}
+
+impl Route {
+    pub fn parse(s: &str) -> Option<Route> {
+        match s {
+            "webhook" => Some(Route::Webhook),
+            other => Channel::parse(other).map(Route::Person),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::Person(c) => c.as_str(),
+            Route::Webhook => "webhook",
+        }
+    }
+}
+
+/// A message to put in the outbox.
+pub struct NewMessage<'a> {
+    pub workspace: &'a str,
+    pub id: &'a str,
+    pub idempotency_key: &'a str,
+    pub contact_id: &'a str,
+    pub route: Route,
+    pub kind: Kind,
+    pub template: Option<(&'a str, i64)>,
+    pub journey_id: Option<&'a str>,
+    pub variables: &'a Map<String, Json>,
+    pub now: Millis,
+}
+
+const ENQUEUE: &str = "INSERT OR IGNORE INTO messages \
+    (workspace, id, idempotency_key, contact_id, channel, kind, template_id, template_version, \
+     journey_id, variables, state, created_at, updated_at) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'queued', ?11, ?11)";
+const BY_KEY: &str = "SELECT id, state FROM messages WHERE workspace = ?1 AND idempotency_key = ?2";
+
+/// Puts a message in the outbox; returns its id and whether it is new (an existing message
+/// with the same idempotency key is returned instead of a second one).
+pub async fn enqueue(db: &impl Db, m: &NewMessage<'_>) -> Result<(String, bool), Error> {
+    let changed = db
+        .execute(&Statement::new(
+            ENQUEUE,
+            vec![
+                m.workspace.into(),
+                m.id.into(),
+                m.idempotency_key.into(),
+                m.contact_id.into(),
+                m.route.as_str().into(),
+                m.kind.as_str().into(),
+                m.template.map(|t| t.0.to_string()).into(),
+                m.template.map(|t| t.1).into(),
+                m.journey_id.map(str::to_string).into(),
+                Json::Object(m.variables.clone()).to_string().into(),
+                m.now.into(),
+            ],
+        ))
+        .await?;
+    let rows = db
+        .query(&Statement::new(
+            BY_KEY,
+            vec![m.workspace.into(), m.idempotency_key.into()],
+        ))
+        .await?;
+    let id = rows
+        .first()
+        .and_then(|r| r.text("id"))
+        .ok_or_else(|| Error::Store("enqueued message not found".into()))?;
+    Ok((id, changed == 1))
+}
+
+/// A message as the deliver function and the api read it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub id: String,
+    pub contact_id: String,
+    pub channel: String,
+    pub kind: String,
+    pub template_id: Option<String>,
+    pub template_version: Option<i64>,
+    pub variant: Option<String>,
+    pub journey_id: Option<String>,
+    pub variables: Json,
+    pub state: String,
+    pub reason: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub provider_id: Option<String>,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+    #[serde(skip)]
+    pub workspace: String,
+}
+
+const COLUMNS: &str = "workspace, id, contact_id, channel, kind, template_id, template_version, variant, \
+    journey_id, variables, state, reason, attempts, next_attempt_at, provider_id, created_at, sent_at";
+
+fn message(r: &Row) -> Message {
+    let at = |c: &str| r.int(c).map(|t| Millis(t).rfc3339());
+    Message {
+        workspace: r.text("workspace").unwrap_or_default(),
+        id: r.text("id").unwrap_or_default(),
+        contact_id: r.text("contact_id").unwrap_or_default(),
+        channel: r.text("channel").unwrap_or_default(),
+        kind: r.text("kind").unwrap_or_default(),
+        template_id: r.text("template_id"),
+        template_version: r.int("template_version"),
+        variant: r.text("variant"),
+        journey_id: r.text("journey_id"),
+        variables: r
+            .text("variables")
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_else(|| json!({})),
+        state: r.text("state").unwrap_or_default(),
+        reason: r.text("reason"),
+        attempts: r.int("attempts").unwrap_or(0),
+        next_attempt_at: at("next_attempt_at"),
+        provider_id: r.text("provider_id"),
+        created_at: at("created_at").unwrap_or_default(),
+        sent_at: at("sent_at"),
+    }
+}
+
+pub async fn get(db: &impl Db, id: &str) -> Result<Option<Message>, Error> {
+    let rows = db
+        .query(&Statement::new(
+            format!("SELECT {COLUMNS} FROM messages WHERE id = ?1"),
+            vec![id.into()],
+        ))
+        .await?;
+    Ok(rows.first().map(message))
+}
+
+/// Filters for the api's list.
+#[derive(Default)]
+pub struct Filter<'a> {
+    pub contact_id: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub template_id: Option<&'a str>,
+    pub limit: u32,
+}
+
+pub async fn list(db: &impl Db, workspace: &str, f: &Filter<'_>) -> Result<Vec<Message>, Error> {
+    let rows = db
+        .query(&Statement::new(
+            format!(
+                "SELECT {COLUMNS} FROM messages WHERE workspace = ?1 AND (?2 IS NULL OR contact_id = ?2) \
+                 AND (?3 IS NULL OR state = ?3) AND (?4 IS NULL OR template_id = ?4) \
+                 ORDER BY created_at DESC, id DESC LIMIT ?5"
+            ),
+            vec![
+                workspace.into(),
+                f.contact_id.map(str::to_string).into(),
+                f.state.map(str::to_string).into(),
+                f.template_id.map(str::to_string).into(),
+                i64::from(f.limit.clamp(1, 1000)).into(),
+            ],
+        ))
+        .await?;
+    Ok(rows.iter().map(message).collect())
+}
+
+/// The states a message may be picked up from for a (new) decision and send.
+pub const OPEN_STATES: &str = "('queued', 'deferred', 'retry')";
+
+/// A state change, applied only if the message is still in one of `from` (a SQL list such as
+/// [`OPEN_STATES`]): returns whether this caller made it.
+pub struct Transition<'a> {
+    pub id: &'a str,
+    pub from: &'static str,
+    pub to: &'a str,
+    pub reason: Option<&'a str>,
+    pub next_attempt_at: Option<Millis>,
+    pub provider_id: Option<&'a str>,
+    pub variant: Option<&'a str>,
+    /// Counts as a try (the claim before a send).
+    pub attempt: bool,
+    pub now: Millis,
+}
+
+pub async fn transition(db: &impl Db, t: &Transition<'_>) -> Result<bool, Error> {
+    let sql = format!(
+        "UPDATE messages SET state = ?2, reason = ?3, next_attempt_at = ?4, \
+         provider_id = COALESCE(?5, provider_id), variant = COALESCE(?6, variant), \
+         attempts = attempts + ?7, updated_at = ?8, \
+         sent_at = CASE WHEN ?2 = 'sending' THEN ?8 ELSE sent_at END \
+         WHERE id = ?1 AND state IN {}",
+        t.from
+    );
+    let changed = db
+        .execute(&Statement::new(
+            sql,
+            vec![
+                t.id.into(),
+                t.to.into(),
+                t.reason.map(str::to_string).into(),
+                t.next_attempt_at.into(),
+                t.provider_id.map(str::to_string).into(),
+                t.variant.map(str::to_string).into(),
+                i64::from(t.attempt).into(),
+                t.now.into(),
+            ],
+        ))
+        .await?;
+    if changed == 1 {
+        db.execute(&Statement::new(
+            "INSERT INTO message_history (workspace, message_id, at, state, reason, attempt) \
+             SELECT workspace, id, ?2, state, reason, attempts FROM messages WHERE id = ?1",
+            vec![t.id.into(), t.now.into()],
+        ))
+        .await?;
+    }
+    Ok(changed == 1)
+}
+
+/// The history of a message's states, oldest first.
+pub async fn history(db: &impl Db, id: &str) -> Result<Vec<Json>, Error> {
+    let rows = db
+        .query(&Statement::new(
+            "SELECT at, state, reason, attempt FROM message_history WHERE message_id = ?1 ORDER BY at, rowid",
+            vec![id.into()],
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            json!({
+                "at": r.int("at").map(|t| Millis(t).rfc3339()),
+                "state": r.text("state"),
+                "reason": r.text("reason"),
+                "attempt": r.int("attempt"),
+            })
+        })
+        .collect())
+}
+
+/// What the decision needs from storage, besides consent.
+pub struct Facts {
+    pub recent: Vec<Millis>,
+    pub utc_offset_min: i32,
+    pub last_sales_contact: Option<Millis>,
+}
+
+const RECENT: &str = "SELECT sent_at FROM messages WHERE workspace = ?1 AND contact_id = ?2 \
+    AND channel = ?3 AND kind = 'marketing' AND id <> ?6 AND state IN ('sending', 'sent', 'delivered') \
+    AND sent_at > ?4 - ?5 AND sent_at <= ?4";
+const CONTACT_FACTS: &str = "SELECT json_extract(attributes, '$.timezone') AS tz, \
+    (SELECT max(occurred_at) FROM events e WHERE e.workspace = c.workspace AND e.contact_id = c.id \
+       AND e.name = 'sales_contacted' AND e.occurred_at <= ?3) AS sales \
+    FROM contacts c WHERE c.workspace = ?1 AND c.id = ?2";
+
+/// The frequency, time-zone and sales facts for a decision about `message_id`.
+pub async fn facts(
+    db: &impl Db,
+    workspace: &str,
+    contact: &str,
+    channel: &str,
+    message_id: &str,
+    window_ms: i64,
+    now: Millis,
+) -> Result<Facts, Error> {
+    let recent = db
+        .query(&Statement::new(
+            RECENT,
+            vec![
+                workspace.into(),
+                contact.into(),
+                channel.into(),
+                now.into(),
+                window_ms.into(),
+                message_id.into(),
+            ],
+        ))
+        .await?
+        .iter()
+        .filter_map(|r| r.int("sent_at").map(Millis))
+        .collect();
+    let c = db
+        .query(&Statement::new(
+            CONTACT_FACTS,
+            vec![workspace.into(), contact.into(), now.into()],
+        ))
+        .await?;
+    let row = c.first();
+    Ok(Facts {
+        recent,
+        utc_offset_min: utc_offset_min(row.and_then(|r| r.text("tz")).as_deref()),
+        last_sales_contact: row.and_then(|r| r.int("sales")).map(Millis),
+    })
+}
+
+/// Messages due again (deferred or waiting for a retry) at `now`, and sends claimed so long
+/// ago that their invocation must have died: handed back to the queue by the cron.
+const DUE: &str =
+    "SELECT id FROM messages WHERE state IN ('deferred', 'retry') AND next_attempt_at <= ?1 \
+    ORDER BY next_attempt_at LIMIT ?2";
+const STALE: &str =
+    "UPDATE messages SET state = 'retry', reason = 'interrupted', next_attempt_at = ?1 \
+    WHERE state = 'sending' AND updated_at < ?1 - ?2";
+/// How long a claimed send may take before it counts as interrupted.
+pub const STALE_SENDING_MS: i64 = 10 * Millis::MINUTE;
+
+pub async fn due(db: &impl Db, now: Millis, limit: u32) -> Result<Vec<String>, Error> {
+    db.execute(&Statement::new(
+        STALE,
+        vec![now.into(), STALE_SENDING_MS.into()],
+    ))
+    .await?;
+    let rows = db
+        .query(&Statement::new(
+            DUE,
+            vec![now.into(), i64::from(limit).into()],
+        ))
+        .await?;
+    Ok(rows.iter().filter_map(|r| r.text("id")).collect())
+}
+
+/// Per-variant counts of a template's messages: sent, delivered, opened, clicked (human opens
+/// and clicks recorded by track for the message), converted (`goal` event within 7 days).
+pub async fn ab_arms(
+    db: &impl Db,
+    workspace: &str,
+    template: &str,
+    goal: &str,
+) -> Result<Vec<crate::delivery::ab::Arm>, Error> {
+    const ARMS: &str = "SELECT m.variant AS variant, \
+        count(*) FILTER (WHERE m.state IN ('sent', 'delivered')) AS sent, \
+        count(*) FILTER (WHERE m.state = 'delivered') AS delivered, \
+        count(DISTINCT o.message) AS opened, count(DISTINCT k.message) AS clicked, \
+        count(DISTINCT g.message) AS converted \
+        FROM messages m \
+        LEFT JOIN (SELECT json_extract(properties, '$.message_id') AS message FROM events \
+          WHERE workspace = ?1 AND name = 'email_opened' AND json_extract(properties, '$.machine') IS NOT 1) o ON o.message = m.id \
+        LEFT JOIN (SELECT json_extract(properties, '$.message_id') AS message FROM events \
+          WHERE workspace = ?1 AND name = 'email_clicked' AND json_extract(properties, '$.machine') IS NOT 1) k ON k.message = m.id \
+        LEFT JOIN (SELECT m2.id AS message FROM messages m2 JOIN events e ON e.workspace = m2.workspace \
+          AND e.contact_id = m2.contact_id AND e.name = ?3 AND e.occurred_at >= m2.sent_at \
+          AND e.occurred_at < m2.sent_at + 604800000 WHERE m2.workspace = ?1 AND m2.template_id = ?2) g ON g.message = m.id \
+        WHERE m.workspace = ?1 AND m.template_id = ?2 AND m.variant IS NOT NULL \
+        GROUP BY m.variant ORDER BY m.variant";
+    let rows = db
+        .query(&Statement::new(
+            ARMS,
+            vec![workspace.into(), template.into(), goal.into()],
+        ))
+        .await?;
+    let n = |r: &Row, c: &str| r.int(c).unwrap_or(0).max(0) as u64;
+    Ok(rows
+        .iter()
+        .map(|r| crate::delivery::ab::Arm {
+            variant: r.text("variant").unwrap_or_default(),
+            sent: n(r, "sent"),
+            delivered: n(r, "delivered"),
+            opened: n(r, "opened"),
+            clicked: n(r, "clicked"),
+            converted: n(r, "converted"),
+        })
+        .collect())
+}
+
+/// The declared winner of a template version's A/B test, if any.
+pub async fn ab_winner(
+    db: &impl Db,
+    workspace: &str,
+    template: &str,
+    version: i64,
+) -> Result<Option<String>, Error> {
+    let rows = db
+        .query(&Statement::new(
+            "SELECT variant FROM ab_winners WHERE workspace = ?1 AND template_id = ?2 AND template_version = ?3",
+            vec![workspace.into(), template.into(), version.into()],
+        ))
+        .await?;
+    Ok(rows.first().and_then(|r| r.text("variant")))
+}
+
+pub async fn declare_winner(
+    db: &impl Db,
+    workspace: &str,
+    template: &str,
+    version: i64,
+    variant: &str,
+    now: Millis,
+) -> Result<(), Error> {
+    db.execute(&Statement::new(
+        "INSERT OR IGNORE INTO ab_winners (workspace, template_id, template_version, variant, decided_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        vec![
+            workspace.into(),
+            template.into(),
+            version.into(),
+            variant.into(),
+            now.into(),
+        ],
+    ))
+    .await?;
+    Ok(())
+}
