@@ -49,25 +49,15 @@ field() { node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{const
 
 # engine caches the active model for 10 s; the walk starts once it holds the new version.
 sleep 11
-# CPU of engine's processes (the wrangler group serving ENGINE's port), in clock ticks.
-port="${ENGINE##*:}"
-pg="$(ps -e -o pgid=,args= | awk -v p="--port $port " 'index($0, "wrangler dev") && index($0 " ", p) { print $1; exit }')"
-cpu() { ps -e -o pgid=,pid= | awk -v g="$pg" '$1 == g { print $2 }' | while read -r pid; do
-  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null; done | awk '{ s += $1 } END { print s + 0 }'; }
-TCK="$(getconf CLK_TCK)"
-
-ticks=0 max_tick=0 max_cpu=0 at=$NOW_MS
+ticks=0 max_tick=0 at=$NOW_MS
 walk0=$(date +%s.%N)
 while :; do
   at=$((at + 300000))
-  c0="$(cpu)"
   s0=$(date +%s.%N)
   curl -fsS -o /dev/null "$ENGINE/cdn-cgi/handler/scheduled?cron=*/5+*+*+*+*&time=$at"
   tick=$(calc "$(date +%s.%N) - $s0")
-  tick_cpu=$(calc "($(cpu) - $c0) / $TCK")
   ticks=$((ticks + 1))
   max_tick=$(calc "($tick > $max_tick) ? $tick : $max_tick")
-  max_cpu=$(calc "($tick_cpu > $max_cpu) ? $tick_cpu : $max_cpu")
   st="$(status)"
   [ "$(echo "$st" | field model_version)" = "$version" ] && [ -n "$(echo "$st" | field finished_at)" ] && break
   [ "$ticks" -lt 2000 ] || { echo "recompute: not finished after 2000 ticks" >&2; exit 1; }
@@ -82,5 +72,4 @@ echo "RESCORE_TICKS=$ticks"
 echo "RESCORE_DONE=$done_n"
 echo "RESCORE_WALK_S=$(printf '%.1f' "$walk_s")"
 echo "RESCORE_MAX_TICK_S=$(printf '%.2f' "$max_tick")"
-echo "RESCORE_MAX_TICK_CPU_S=$(printf '%.2f' "$max_cpu")"
 echo "RESCORE_EVENTS_PER_S=$(printf '%.0f' "$(calc "$EVENTS / $walk_s")")"
