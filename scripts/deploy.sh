@@ -39,7 +39,7 @@ kv_id() { wrangler kv namespace list | node -e 'let s="";process.stdin.on("data"
 
 [ -n "$(db_id)" ] || wrangler d1 create kindling
 [ -n "$(kv_id)" ] || wrangler kv namespace create kindling-config
-for q in kindling-events kindling-events-dlq; do
+for q in kindling-events kindling-events-dlq kindling-sends kindling-sends-dlq; do
   wrangler queues info "$q" >/dev/null 2>&1 || wrangler queues create "$q"
 done
 DB_ID="$(db_id)"; KV_ID="$(kv_id)"
@@ -53,13 +53,20 @@ done
 wrangler d1 migrations apply DB --remote -c wrangler.deploy.toml
 printf '%s' "$KINDLING_ADMIN_TOKEN" | wrangler secret put KINDLING_ADMIN_TOKEN -c functions/api/wrangler.deploy.toml
 # Each function gets only the secrets it uses.
-for f in track forms engine api; do
+for f in track forms engine deliver api; do
   printf '%s' "$KINDLING_PII_KEY" | wrangler secret put KINDLING_PII_KEY -c "functions/$f/wrangler.deploy.toml"
 done
-for f in track forms; do
+for f in track forms deliver; do
   printf '%s' "$KINDLING_LINK_KEY" | wrangler secret put KINDLING_LINK_KEY -c "functions/$f/wrangler.deploy.toml"
 done
 for f in $FUNCTIONS; do
   wrangler deploy -c "functions/$f/wrangler.deploy.toml"
+done
+# deliver's provider credentials, when given (a channel without them fails its messages with a
+# clear reason rather than sending half-configured requests).
+for s in KINDLING_EMAIL_API_KEY KINDLING_SMS_AUTH_TOKEN KINDLING_WECOM_SECRET KINDLING_WEBHOOK_SECRET KINDLING_RECEIPT_KEY; do
+  if [ -n "${!s:-}" ]; then
+    printf '%s' "${!s}" | wrangler secret put "$s" -c functions/deliver/wrangler.deploy.toml
+  fi
 done
 echo "deploy: done; routes are in README.md (Production routes)"
