@@ -38,6 +38,8 @@ FORMS_PEOPLE=250
 FORMS_IN_FLIGHT=100
 # Rescoring: contacts (20 events each) written into the local D1 before a model change.
 RESCORE_CONTACTS=100000
+# Delivery: transactional emails from the outbox to the local provider sink.
+DELIVER_N=2000
 # A desktop Chrome: HeadlessChrome, curl or wrk's own User-Agent would be dropped as bots
 # (still answered, but not the path a real visitor takes).
 UA="Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
@@ -160,6 +162,7 @@ percent from run to run here; they are given for context only.
 | 6. forms \`POST /f/demo-signup\`, submissions/s ($(get FORMS_N) at once, $(get FORMS_PEOPLE) people) | $(int "$(get FORMS_HEALTH_RPS)") | $(int "$(get FORMS_RPS)") | $(div "$(get FORMS_RPS)" "$(get FORMS_HEALTH_RPS)") | 0 lost, 0 duplicate contacts, every consent recorded | $FORMS_RESULT |
 | 7. rescoring after a model change: $(get RESCORE_CONTACTS) contacts, $(get RESCORE_EVENTS) events, events/s | – | $(get RESCORE_EVENTS_PER_S) | – | bounded ticks, none near the CPU limit (largest tick ≤ 30 s) | $(le "$(get RESCORE_MAX_TICK_S)" 30) |
 | 8. send decisions/s, one thread (consent, cap, quiet hours, sales) | – | $(int "${core_decisions_per_s:-0}") | – | ≥ 1,000,000 | $(ge "${core_decisions_per_s:-0}" 1000000) |
+| 9. deliver: emails/s from the outbox to the local sink ($(get DELIVER_N), 100 recipients) | $(int "$(get DELIVER_SINK_BASELINE)") | $(int "$(get DELIVER_RATE)") | $(div "$(get DELIVER_RATE)" "$(get DELIVER_SINK_BASELINE)") | ≥ 500 messages/s | $(ge "$(get DELIVER_RATE)" 500) |
 
 ## 1. track over HTTP vs a minimal worker
 
@@ -359,6 +362,23 @@ wall time here includes local D1's own work: the largest tick is an upper bound 
 Worker would be charged. engine's configured limit for a cron invocation is 300 s
 (\`[limits] cpu_ms\`); the default for Workers is 30 s, the bar used here.
 
+## 9. Delivery throughput
+
+\`bench/deliver.sh\` creates 100 contacts with an email (one \`/v1/batch\` of identifies), writes
+$(get DELIVER_N) transactional messages of the \`whitepaper\` template into the outbox as due retries, and
+triggers engine's cron, which hands them to the \`sends\` queue 500 per tick as it does with due
+retries. deliver decides (consent, caps and quiet hours do not hold transactional mail), claims,
+renders (tracked links, open pixel), posts to the sink in SendGrid's shape and records each state.
+Rate: requests the sink received per second from its first to its last. Baseline: Node posting
+the same number of requests straight to the sink, 50 in flight.
+
+| what | result |
+|---|---|
+| messages received by the sink | $(get DELIVER_SENT) of $(get DELIVER_N) |
+| deliver, messages/s | $(get DELIVER_RATE) |
+| the sink alone, requests/s | $(get DELIVER_SINK_BASELINE) |
+| wall time from the first cron trigger to the last message | $(get DELIVER_WALL_S) s |
+
 ## Rerun
 
 \`make bench\` (or \`bench/run.sh\`). It installs wrk if missing, builds the functions if track is
@@ -425,7 +445,7 @@ put GIF_WASM "$(wc -c <"$BENCH/gif-worker/build/index_bg.wasm")"
 put GIF_WASM_GZ "$(gz "$BENCH/gif-worker/build/index_bg.wasm")"
 
 # --- 1 + 2. HTTP ------------------------------------------------------------------------------
-for p in $BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 4)) $GIF_PORT; do
+for p in $BASE_PORT $((BASE_PORT + 1)) $((BASE_PORT + 2)) $((BASE_PORT + 3)) $((BASE_PORT + 4)) $((BASE_PORT + 5)) $GIF_PORT; do
   port_busy "$p" && die "port $p is in use by something else; stop it first"
 done
 
@@ -647,6 +667,13 @@ say "rescoring: $RESCORE_CONTACTS contacts with $((RESCORE_CONTACTS * 20)) event
 "$BENCH/recompute.sh" "$STATE/stack" "$API" "http://127.0.0.1:$((BASE_PORT + 2))" "$TOKEN" "$RESCORE_CONTACTS" 20 \
   >"$STATE/recompute.txt" 2>"$STATE/recompute.log" || { cat "$STATE/recompute.log"; die "the rescoring benchmark failed"; }
 while IFS='=' read -r k v; do put "$k" "$v"; done <"$STATE/recompute.txt"
+
+# --- 9. delivery throughput -------------------------------------------------------------------
+say "delivery: $DELIVER_N transactional emails through deliver to the local sink"
+"$BENCH/deliver.sh" "$STATE/stack" "$API" "http://127.0.0.1:$((BASE_PORT + 2))" "http://127.0.0.1:$((BASE_PORT + 5))" \
+  "$TOKEN" "$DELIVER_N" 100 >"$STATE/deliver.txt" 2>"$STATE/deliver.log" \
+  || { cat "$STATE/deliver.log"; die "the delivery benchmark failed"; }
+while IFS='=' read -r k v; do put "$k" "$v"; done <"$STATE/deliver.txt"
 
 put LOAD_AFTER "$(cut -d' ' -f1-3 /proc/loadavg)"
 say "stopping everything started here"

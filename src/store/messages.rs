@@ -151,6 +151,21 @@ pub async fn get(db: &impl Db, id: &str) -> Result<Option<Message>, Error> {
     Ok(rows.first().map(message))
 }
 
+/// Several messages in one round trip (a queue batch's), by id.
+pub async fn get_many(db: &impl Db, ids: &[String]) -> Result<Vec<Message>, Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = Json::from(ids.to_vec()).to_string();
+    let rows = db
+        .query(&Statement::new(
+            format!("SELECT {COLUMNS} FROM messages WHERE id IN (SELECT value FROM json_each(?1))"),
+            vec![list.into()],
+        ))
+        .await?;
+    Ok(rows.iter().map(message).collect())
+}
+
 /// Filters for the api's list.
 #[derive(Default)]
 pub struct Filter<'a> {

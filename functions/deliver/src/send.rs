@@ -19,9 +19,15 @@ use worker::*;
 
 type Core<T> = std::result::Result<T, kindling::Error>;
 
-/// Returns whether the message was sent by this call.
-pub async fn process(env: &Env, db: &D1, cfg: &Config, order: &SendOrder) -> Core<bool> {
-    let Some(m) = messages::get(db, &order.id).await? else {
+/// Returns whether the message (loaded with the batch, None when unknown) was sent by this call.
+pub async fn process(
+    env: &Env,
+    db: &D1,
+    cfg: &Config,
+    order: &SendOrder,
+    m: Option<Message>,
+) -> Core<bool> {
+    let Some(m) = m else {
         // Unknown ids cannot become known later: acknowledge and move on.
         return Ok(false);
     };
