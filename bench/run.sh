@@ -7,8 +7,13 @@
 #   2. engine: events per D1 round trip while 1. runs (parsed from engine's log)
 #   3. the core's event path natively, one thread, vs reading the same JSON (bench/core-bench)
 #   4. track's Wasm size (gzip -9) vs the minimal worker's
+#   5. scoring rule checks and 8. send decisions, natively (bench/core-bench)
+#   6. a burst of form submissions with repeated people (bench/forms.mjs)
+#   7. rescoring 100,000 contacts / 2,000,000 events after a model change (bench/recompute.sh)
+#   9. deliver's throughput to the local provider sink (bench/deliver.sh)
 #
-# Starts the project stack on 28787.. (track 28787, engine 28789, api 28791) and the baseline
+# Starts the project stack on 28787.. (track 28787, engine 28789, deliver 28790, api 28791,
+# provider sink 28792) and the baseline
 # on 28999, with state under target/bench-state (wiped at each run); stops all of it on exit.
 set -euo pipefail
 source "$(dirname "$0")/../scripts/env.sh"
@@ -382,7 +387,7 @@ the same number of requests straight to the sink, 50 in flight.
 ## Rerun
 
 \`make bench\` (or \`bench/run.sh\`). It installs wrk if missing, builds the functions if track is
-not built, builds the baseline and the native bench, uses ports $BASE_PORT–$((BASE_PORT + 4)) and $GIF_PORT
+not built, builds the baseline and the native bench, uses ports $BASE_PORT–$((BASE_PORT + 5)) and $GIF_PORT
 (inspectors +1000) on 127.0.0.1 only, keeps its state and raw outputs (wrk, logs, per-run CPU) in
 \`target/bench-state\`, stops everything it started and rewrites this file.
 EOF
