@@ -59,6 +59,12 @@ CREATE TABLE message_history (
   attempt    INTEGER NOT NULL
 );
 CREATE INDEX message_history_message ON message_history (message_id, at);
+-- Every state change is recorded by the database itself, in the same statement as the change.
+CREATE TRIGGER messages_history AFTER UPDATE OF state ON messages
+BEGIN
+  INSERT INTO message_history (workspace, message_id, at, state, reason, attempt)
+  VALUES (NEW.workspace, NEW.id, NEW.updated_at, NEW.state, NEW.reason, NEW.attempts);
+END;
 
 -- An A/B test's winner, once declared: later sends of that template version use it.
 CREATE TABLE ab_winners (

@@ -237,15 +237,9 @@ pub async fn transition(db: &impl Db, t: &Transition<'_>) -> Result<bool, Error>
             ],
         ))
         .await?;
-    if changed == 1 {
-        db.execute(&Statement::new(
-            "INSERT INTO message_history (workspace, message_id, at, state, reason, attempt) \
-             SELECT workspace, id, ?2, state, reason, attempts FROM messages WHERE id = ?1",
-            vec![t.id.into(), t.now.into()],
-        ))
-        .await?;
-    }
-    Ok(changed == 1)
+    // The history row is written by a trigger, in the same statement. D1 counts the trigger's
+    // insert among the changes (SQLite's own count does not): any change means ours.
+    Ok(changed > 0)
 }
 
 /// The history of a message's states, oldest first.
@@ -326,9 +320,14 @@ pub async fn facts(
 
 /// Messages due again (deferred or waiting for a retry) at `now`, and sends claimed so long
 /// ago that their invocation must have died: handed back to the queue by the cron.
-const DUE: &str =
-    "SELECT id FROM messages WHERE state IN ('deferred', 'retry') AND next_attempt_at <= ?1 \
-    ORDER BY next_attempt_at LIMIT ?2";
+// Handing a message back takes a lease on it (its next attempt moves a few minutes on), so the
+// next tick does not queue it again while the first order is still on its way; deliver ignores
+// the lease, and a lost order is re-queued when the lease ends.
+const DUE: &str = "UPDATE messages SET next_attempt_at = ?1 + ?3 WHERE id IN \
+    (SELECT id FROM messages WHERE state IN ('deferred', 'retry') AND next_attempt_at <= ?1 \
+     ORDER BY next_attempt_at LIMIT ?2) RETURNING id";
+/// How long a re-queued message is left to its order before the cron queues it again.
+pub const REQUEUE_LEASE_MS: i64 = 5 * Millis::MINUTE;
 const STALE: &str =
     "UPDATE messages SET state = 'retry', reason = 'interrupted', next_attempt_at = ?1 \
     WHERE state = 'sending' AND updated_at < ?1 - ?2";
@@ -344,7 +343,7 @@ pub async fn due(db: &impl Db, now: Millis, limit: u32) -> Result<Vec<String>, E
     let rows = db
         .query(&Statement::new(
             DUE,
-            vec![now.into(), i64::from(limit).into()],
+            vec![now.into(), i64::from(limit).into(), REQUEUE_LEASE_MS.into()],
         ))
         .await?;
     Ok(rows.iter().filter_map(|r| r.text("id")).collect())

@@ -106,6 +106,8 @@ impl RowExt for Row {
 }
 
 #[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]
+mod message_tests;
+#[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]
 mod privacy_tests;
 #[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]
 mod tag_tests;
