@@ -27,6 +27,22 @@ fn count(s: &Stack, id: &str, name: &str) -> usize {
         .count()
 }
 
+/// Posts the demo form as the landing page's browser would, from client address `ip`.
+fn post_demo_form(s: &Stack, form: &Value, ip: &str) {
+    let a = request(
+        "POST",
+        &format!("{}/f/demo-signup", s.forms()),
+        &[
+            ("Content-Type", "application/json"),
+            ("Origin", "http://127.0.0.1:18080"),
+            ("User-Agent", CHROME),
+            ("CF-Connecting-IP", ip),
+        ],
+        Some(form.to_string().as_bytes()),
+    );
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+}
+
 fn wait_score(s: &Stack, id: &str, want: i64) -> Value {
     eventually(&format!("score {want}"), || {
         let v = score(s, id);
@@ -86,18 +102,7 @@ pub fn a_lead_is_scored_promoted_and_decayed_as_specified(s: &Stack) -> Result<(
         "industry": "manufacturing", "company_size": "500", "job_title": "总监",
         "consent_email": "on", "_kvid": vid,
     });
-    let a = request(
-        "POST",
-        &format!("{}/f/demo-signup", s.forms()),
-        &[
-            ("Content-Type", "application/json"),
-            ("Origin", "http://127.0.0.1:18080"),
-            ("User-Agent", CHROME),
-            ("CF-Connecting-IP", "10.77.0.1"),
-        ],
-        Some(form.to_string().as_bytes()),
-    );
-    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    post_demo_form(s, &form, "10.77.0.1");
     wait_score(s, &id, 29);
 
     let key = b"dev-link-key";
@@ -344,18 +349,7 @@ pub fn tags_follow_forms_behaviour_and_orders_on_the_cron(s: &Stack) -> Result<(
         "name": "Tag Test", "email": email, "company": "Shop", "industry": "retail",
         "company_size": "1000", "_kvid": vid,
     });
-    let a = request(
-        "POST",
-        &format!("{}/f/demo-signup", s.forms()),
-        &[
-            ("Content-Type", "application/json"),
-            ("Origin", "http://127.0.0.1:18080"),
-            ("User-Agent", CHROME),
-            ("CF-Connecting-IP", "10.78.0.1"),
-        ],
-        Some(form.to_string().as_bytes()),
-    );
-    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    post_demo_form(s, &form, "10.78.0.1");
     let now = now_ms();
     let events = json!([
         {"id": format!("{vid}_l1"), "type": "track", "name": "login", "ts": now},

@@ -45,18 +45,15 @@ pub async fn stage_pass(
     now: Millis,
     limit: u32,
 ) -> Result<usize, Error> {
-    let rows = db
-        .query(&Statement::new(
-            DUE,
-            vec![
-                workspace.into(),
-                now.into(),
-                i64::from(limit).into(),
-                (30 * Millis::DAY).into(),
-                (180 * Millis::DAY).into(),
-            ],
-        ))
-        .await?;
+    let rows = super::due_page(
+        db,
+        DUE,
+        workspace,
+        now,
+        limit,
+        &[30 * Millis::DAY, 180 * Millis::DAY],
+    )
+    .await?;
     let mut stmts = Vec::new();
     for r in &rows {
         let Some(id) = r.text("id") else { continue };

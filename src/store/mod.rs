@@ -88,6 +88,21 @@ pub trait Db {
     async fn batch(&self, stmts: &[Statement]) -> Result<(), Error>;
 }
 
+/// A page of contacts due for a cron pass: `sql` takes ?1 workspace, ?2 now, ?3 the page size
+/// and, from ?4 on, the pass's time windows.
+pub(crate) async fn due_page(
+    db: &impl Db,
+    sql: &'static str,
+    workspace: &str,
+    now: crate::Millis,
+    limit: u32,
+    windows: &[i64],
+) -> Result<Vec<Row>, Error> {
+    let mut params = vec![workspace.into(), now.into(), i64::from(limit).into()];
+    params.extend(windows.iter().map(|w| Value::Integer(*w)));
+    db.query(&Statement::new(sql, params)).await
+}
+
 /// Typed access to row columns, tolerant of D1 handing integers back as floats.
 pub trait RowExt {
     fn text(&self, col: &str) -> Option<String>;

@@ -101,18 +101,15 @@ pub async fn tag_pass(
     now: Millis,
     limit: u32,
 ) -> Result<usize, Error> {
-    let rows = db
-        .query(&Statement::new(
-            DUE,
-            vec![
-                workspace.into(),
-                now.into(),
-                i64::from(limit).into(),
-                (90 * Millis::DAY).into(),
-                (365 * Millis::DAY).into(),
-            ],
-        ))
-        .await?;
+    let rows = super::due_page(
+        db,
+        DUE,
+        workspace,
+        now,
+        limit,
+        &[90 * Millis::DAY, 365 * Millis::DAY],
+    )
+    .await?;
     let mut stmts = Vec::new();
     for r in &rows {
         let Some(id) = r.text("id") else { continue };
