@@ -17,7 +17,7 @@ N="${6:-2000}"
 CONTACTS="${7:-100}"
 AUTH="Authorization: Bearer $TOKEN"
 RUN="$(date +%s)"
-calc() { awk "BEGIN { print $1 }"; }
+calc() { awk "BEGIN { x = ($1); print x }"; } # in an assignment, > compares (after print it would redirect)
 
 # Contacts with an email, through the server-side ingest (one batch call).
 batch="$(node -e '

@@ -21,7 +21,7 @@ AUTH="Authorization: Bearer $TOKEN"
 NOW_MS=$(($(date +%s) * 1000))
 DAY=86400000
 
-calc() { awk "BEGIN { print $1 }"; }
+calc() { awk "BEGIN { x = ($1); print x }"; } # in an assignment, > compares (after print it would redirect)
 d1() { wrangler d1 execute DB --local --persist-to "$PERSIST" -c wrangler.toml --yes "$@" >/dev/null; }
 
 t0=$(date +%s.%N)

@@ -10,9 +10,9 @@ mod send;
 
 use futures_util::future::join_all;
 use kindling::delivery::SendOrder;
-use std::collections::BTreeMap;
 use kindling_edge::d1::D1;
 use kindling_edge::http;
+use std::collections::BTreeMap;
 use worker::*;
 
 #[event(start)]
@@ -57,10 +57,10 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
     };
     let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (i, (o, _)) in orders.iter().enumerate() {
-        let key = loaded
-            .iter()
-            .find(|m| m.id == o.id)
-            .map_or_else(|| (String::new(), o.id.clone()), |m| (m.contact_id.clone(), m.channel.clone()));
+        let key = loaded.iter().find(|m| m.id == o.id).map_or_else(
+            || (String::new(), o.id.clone()),
+            |m| (m.contact_id.clone(), m.channel.clone()),
+        );
         groups.entry(key).or_default().push(i);
     }
     let (db, cfg, env, orders, loaded) = (&db, &cfg, &env, &orders, &loaded);
