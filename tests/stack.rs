@@ -3,6 +3,7 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
+mod delivery;
 mod forms;
 mod scoring;
 mod support;
@@ -75,6 +76,12 @@ fn trials(stack: Option<Arc<Stack>>) -> Vec<Trial> {
         forms::one_click_unsubscribe_withdraws_consent_at_once,
         forms::export_and_erasure_are_complete_and_audited,
         forms::the_demo_landing_page_works_in_headless_chromium,
+        delivery::email_goes_out_through_the_provider_with_tracking_and_unsubscribe,
+        delivery::sms_and_wecom_and_signed_webhooks_reach_their_providers,
+        delivery::the_decision_caps_defers_and_suppresses_with_reasons,
+        delivery::failures_are_retried_with_backoff_and_dead_lettered_without_double_sends,
+        delivery::receipts_move_states_and_protect_the_person,
+        delivery::templates_are_validated_previewed_and_ab_tested,
         // Last: searches everything the tests above stored for plaintext PII.
         tracking::no_plaintext_pii_in_local_storage_or_logs,
     ];

@@ -18,6 +18,11 @@ use serde::{Deserialize, Serialize};
 pub struct SendOrder {
     pub id: String,
     pub at: Millis,
+    /// The tries the message had when this order was given. A retry gets two orders (deliver's
+    /// own delayed one and the cron's when due); the first to arrive makes the try, and the
+    /// other, now naming an older count, is ignored — no try without its backoff.
+    #[serde(default)]
+    pub attempt: i64,
 }
 
 /// Tries before a message is dead-lettered (visible with its reason at `/v1/messages`).

@@ -30,7 +30,9 @@ const CLAIM_IDENTITY: &str = "INSERT OR IGNORE INTO identities \
     SELECT ?1, ?4, ?5, contact_id, ?6 FROM identities WHERE workspace = ?1 AND kind = ?2 AND value = ?3";
 
 // Another contact already holds the claimed identifier: the subject's contact merges into it,
-// but only while it is anonymous. Two known people are never merged automatically.
+// but only while it holds no email or phone of its own (an anonymous visitor, or a server-side
+// user id seen for the first time). Two people with contact points are never merged
+// automatically.
 const RECORD_MERGE: &str = "INSERT OR IGNORE INTO merges \
     (workspace, from_contact, into_contact, cause, event_id, merged_at) \
     SELECT ?1, s.contact_id, c.contact_id, 'identify', ?6, ?7 \
@@ -38,8 +40,7 @@ const RECORD_MERGE: &str = "INSERT OR IGNORE INTO merges \
     WHERE s.workspace = ?1 AND s.kind = ?2 AND s.value = ?3 \
       AND c.workspace = ?1 AND c.kind = ?4 AND c.value = ?5 \
       AND s.contact_id <> c.contact_id \
-      AND sc.id = s.contact_id AND sc.lead_status = 'anonymous' AND sc.email_index IS NULL \
-      AND sc.phone_index IS NULL";
+      AND sc.id = s.contact_id AND sc.email_index IS NULL AND sc.phone_index IS NULL";
 
 // A known contact's visitor identifying as someone else: the device now belongs to them;
 // the history already recorded stays with whoever it was.
@@ -396,11 +397,13 @@ fn claim_statements(e: &Event, out: &mut Vec<Statement>) {
         out.push(Statement::new(MOVE_DEVICE, p));
     }
     // Applied through the claimed identifier's identity, so they land on the surviving contact.
-    let (via_kind, via_value) = match e.claims.identifiers().next() {
-        Some((k, s)) if !(kind == "user_id" && k.as_str() == "user_id") => {
-            (k.as_str(), s.index.as_str())
-        }
-        _ => (kind, value),
+    let (via_kind, via_value) = match e
+        .claims
+        .identifiers()
+        .find(|(k, _)| !(kind == "user_id" && k.as_str() == "user_id"))
+    {
+        Some((k, s)) => (k.as_str(), s.index.as_str()),
+        None => (kind, value),
     };
     for (sql, sealed) in [(SET_EMAIL, email), (SET_PHONE, phone), (SET_NAME, name)] {
         if let Some(s) = sealed {

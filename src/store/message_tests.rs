@@ -91,7 +91,7 @@ fn due_messages_are_handed_back_once_per_lease() {
     assert!(block_on(messages::due(&db, T0, 10)).unwrap().is_empty());
     assert_eq!(
         block_on(messages::due(&db, T0.plus(2000), 10)).unwrap(),
-        ["m_1"]
+        [("m_1".to_string(), 0)]
     );
     assert!(
         block_on(messages::due(&db, T0.plus(3000), 10))
@@ -100,5 +100,8 @@ fn due_messages_are_handed_back_once_per_lease() {
         "leased"
     );
     let later = T0.plus(2000 + messages::REQUEUE_LEASE_MS);
-    assert_eq!(block_on(messages::due(&db, later, 10)).unwrap(), ["m_1"]);
+    assert_eq!(
+        block_on(messages::due(&db, later, 10)).unwrap(),
+        [("m_1".to_string(), 0)]
+    );
 }

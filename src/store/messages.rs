@@ -325,7 +325,7 @@ pub async fn facts(
 // the lease, and a lost order is re-queued when the lease ends.
 const DUE: &str = "UPDATE messages SET next_attempt_at = ?1 + ?3 WHERE id IN \
     (SELECT id FROM messages WHERE state IN ('deferred', 'retry') AND next_attempt_at <= ?1 \
-     ORDER BY next_attempt_at LIMIT ?2) RETURNING id";
+     ORDER BY next_attempt_at LIMIT ?2) RETURNING id, attempts";
 /// How long a re-queued message is left to its order before the cron queues it again.
 pub const REQUEUE_LEASE_MS: i64 = 5 * Millis::MINUTE;
 const STALE: &str =
@@ -334,7 +334,8 @@ const STALE: &str =
 /// How long a claimed send may take before it counts as interrupted.
 pub const STALE_SENDING_MS: i64 = 10 * Millis::MINUTE;
 
-pub async fn due(db: &impl Db, now: Millis, limit: u32) -> Result<Vec<String>, Error> {
+/// Returns (message id, tries so far) of each message handed back.
+pub async fn due(db: &impl Db, now: Millis, limit: u32) -> Result<Vec<(String, i64)>, Error> {
     db.execute(&Statement::new(
         STALE,
         vec![now.into(), STALE_SENDING_MS.into()],
@@ -346,7 +347,10 @@ pub async fn due(db: &impl Db, now: Millis, limit: u32) -> Result<Vec<String>, E
             vec![now.into(), i64::from(limit).into(), REQUEUE_LEASE_MS.into()],
         ))
         .await?;
-    Ok(rows.iter().filter_map(|r| r.text("id")).collect())
+    Ok(rows
+        .iter()
+        .filter_map(|r| Some((r.text("id")?, r.int("attempts").unwrap_or(0))))
+        .collect())
 }
 
 /// Per-variant counts of a template's messages: sent, delivered, opened, clicked (human opens

@@ -363,3 +363,50 @@ fn form_definitions_are_versioned() {
     let e = block_on(forms::save(&db, WS, bad, Millis(T0 + 2))).unwrap_err();
     assert_eq!(e.body().field.as_deref(), Some("fields"));
 }
+
+#[test]
+fn a_server_side_user_naming_a_known_email_joins_that_contact() {
+    use crate::event::{Event, Subject};
+    use crate::identity::{claims_from, ClaimInput};
+    let db = Sqlite::open_with_project_schema().unwrap();
+    submit(&db, "f_1", &WEI, T0);
+    let form_contact = by_email(&db, "zhang.wei@example.com");
+    let traits = serde_json::json!({"email": "zhang.wei@example.com", "timezone": "+05:00"});
+    let (claims, rest) = claims_from(
+        ClaimInput {
+            user_id: Some("crm-42"),
+            email: None,
+            phone: None,
+            traits: traits.as_object().cloned().unwrap(),
+        },
+        Some(&keys()),
+        &mut || [8; 12],
+    )
+    .unwrap();
+    let user = keys().index(PiiKind::UserId, "crm-42");
+    let identify = Event {
+        id: "s_1".into(),
+        workspace: WS.into(),
+        site: None,
+        subject: Subject::User(user.clone()),
+        session_id: None,
+        name: "identify".into(),
+        properties: rest,
+        claims,
+        consents: Vec::new(),
+        occurred_at: Millis(T0 + 1_000),
+        received_at: Millis(T0 + 1_000),
+    };
+    ingest(&db, &[IngestMessage::Event(identify)]);
+    let c = by_email(&db, "zhang.wei@example.com");
+    assert_eq!(
+        c.id, form_contact.id,
+        "the email's contact stays the person"
+    );
+    assert_eq!(c.attributes["timezone"], "+05:00", "the traits land on it");
+    let by_user = block_on(contacts::find_by_identity(&db, WS, "user_id", &user))
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_user.id, c.id, "the user id now finds the same contact");
+    assert_eq!(live_contacts_with_email(&db), 1);
+}

@@ -130,6 +130,7 @@ async fn post(ctx: &ApiContext) -> std::result::Result<Result<Response>, Error> 
             &SendOrder {
                 id: id.clone(),
                 at: now,
+                attempt: 0,
             },
         )
         .await

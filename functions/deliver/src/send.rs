@@ -31,7 +31,7 @@ pub async fn process(
         // Unknown ids cannot become known later: acknowledge and move on.
         return Ok(false);
     };
-    if !matches!(m.state.as_str(), "queued" | "deferred" | "retry") {
+    if !matches!(m.state.as_str(), "queued" | "deferred" | "retry") || order.attempt != m.attempts {
         return Ok(false);
     }
     let now = order.at;
@@ -149,7 +149,7 @@ pub async fn process(
             let wait = providers::backoff_ms(attempt as u32, jitter.min(0.999), retry_after_s);
             let at = now.plus(wait);
             settle(db, &m.id, "retry", Some(&reason), Some(at), None, now).await?;
-            requeue(env, &m.id, at, wait).await;
+            requeue(env, &m.id, at, attempt, wait).await;
             Ok(false)
         }
         Outcome::Retry { reason, .. } => {
@@ -169,8 +169,12 @@ pub async fn process(
 
 /// A retry goes back on the queue with the backoff as delay; the cron re-queues whatever is
 /// due as well, so a lost delayed message only delays the retry.
-async fn requeue(env: &Env, id: &str, at: Millis, wait_ms: i64) {
-    let order = SendOrder { id: id.into(), at };
+async fn requeue(env: &Env, id: &str, at: Millis, attempt: i64, wait_ms: i64) {
+    let order = SendOrder {
+        id: id.into(),
+        at,
+        attempt,
+    };
     let Ok(text) = serde_json::to_string(&order) else {
         return;
     };

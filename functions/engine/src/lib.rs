@@ -92,7 +92,11 @@ async fn requeue_due(
     let due = kindling::store::messages::due(db, now, 500).await?;
     let orders: Vec<kindling::delivery::SendOrder> = due
         .into_iter()
-        .map(|id| kindling::delivery::SendOrder { id, at: now })
+        .map(|(id, attempt)| kindling::delivery::SendOrder {
+            id,
+            at: now,
+            attempt,
+        })
         .collect();
     kindling_edge::queue::send_all(env, "SENDS", &orders)
         .await
