@@ -10,6 +10,9 @@
 // API: kindling('page') | kindling('track', name, props) |
 //      kindling('identify', {email, phone, user_id, traits}) | kindling('consent', true|false)
 //
+// Forms posting to Kindling (action …/f/<form>) get two hidden fields on submit: `_kvid`, the
+// visitor id (only while tracking is allowed), and `_kts`, when the page loaded.
+//
 // Events are batched (1 s, or at once on pagehide / hidden) and POSTed as text/plain JSON to
 // <origin of this script>/e. Nothing here may throw into the host page, and the only global is
 // `kindling`.
