@@ -74,9 +74,29 @@ pub struct Template {
     /// A/B variants; the base template is variant `a`.
     #[serde(default)]
     pub variants: Vec<Variant>,
+    /// How the A/B test is judged, and whether engine's cron rolls the winner out by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ab: Option<AbPlan>,
     /// Set by the store.
     #[serde(default)]
     pub version: u64,
+}
+
+/// An A/B test's plan: the metric, the sends each variant needs before a winner may be
+/// declared, the conversion event, and automatic rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AbPlan {
+    pub metric: crate::delivery::ab::Metric,
+    pub min_sample: u64,
+    #[serde(default = "default_goal")]
+    pub goal: String,
+    #[serde(default)]
+    pub auto_rollout: bool,
+}
+
+fn default_goal() -> String {
+    "order_completed".into()
 }
 
 /// The parts of one locale. Which are required depends on the channel.
@@ -230,6 +250,26 @@ pub fn validate(t: &Template) -> Result<(), Error> {
         }
         if !seen.insert(v.as_str()) {
             return Err(Error::invalid(field, format!("\"{v}\" appears twice")));
+        }
+    }
+    if let Some(ab) = &t.ab {
+        if t.variants.is_empty() {
+            return Err(Error::invalid(
+                "ab",
+                "an A/B plan needs at least one variant",
+            ));
+        }
+        if !(10..=1_000_000).contains(&ab.min_sample) {
+            return Err(Error::invalid(
+                "ab.min_sample",
+                "min_sample is 10-1000000 sends",
+            ));
+        }
+        if ab.goal.trim().is_empty() || ab.goal.chars().count() > 128 {
+            return Err(Error::invalid(
+                "ab.goal",
+                "goal is an event name of 1-128 characters",
+            ));
         }
     }
     let names = Names {

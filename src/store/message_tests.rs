@@ -105,3 +105,60 @@ fn due_messages_are_handed_back_once_per_lease() {
         [("m_1".to_string(), 0)]
     );
 }
+
+#[test]
+fn a_significant_winner_is_rolled_out_once_when_the_plan_says_so() {
+    use super::documents::{self, TEMPLATES};
+    use super::{Db, Statement};
+    let db = Sqlite::open_with_project_schema().unwrap();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../config/templates/whitepaper.json")).unwrap();
+    doc["id"] = "whitepaper".into();
+    doc["ab"] = serde_json::json!({"metric": "clicked", "min_sample": 10, "auto_rollout": true});
+    let mut t = crate::template::parse(doc.to_string().as_bytes()).unwrap();
+    block_on(documents::save(
+        &db,
+        &TEMPLATES,
+        "default",
+        "whitepaper",
+        T0,
+        |v| {
+            t.version = v as u64;
+            Ok(serde_json::to_string(&t).unwrap())
+        },
+    ))
+    .unwrap();
+    // 20 sends per variant; b is clicked 15 times, a twice.
+    for i in 0..40 {
+        let (variant, clicked) = if i < 20 { ("a", i < 2) } else { ("b", i < 35) };
+        let id = format!("m_{i:03}");
+        block_on(db.execute(&Statement::new(
+            "INSERT INTO messages (workspace, id, idempotency_key, contact_id, channel, kind, \
+             template_id, template_version, variant, state, created_at, updated_at, sent_at) \
+             VALUES ('default', ?1, ?1, 'c_0123456789abcdef01234567', 'email', 'marketing', \
+             'whitepaper', 1, ?2, 'sent', 1, 1, 1)",
+            vec![id.as_str().into(), variant.into()],
+        )))
+        .unwrap();
+        if clicked {
+            block_on(db.execute(&Statement::new(
+                "INSERT INTO events (workspace, id, contact_id, name, properties, occurred_at, received_at) \
+                 VALUES ('default', 'k_' || ?1, 'c_0123456789abcdef01234567', 'email_clicked', \
+                 json_object('message_id', ?1, 'machine', json('false')), 2, 2)",
+                vec![id.as_str().into()],
+            )))
+            .unwrap();
+        }
+    }
+    let declared = block_on(messages::auto_rollout(&db, "default", T0)).unwrap();
+    assert_eq!(declared, [("whitepaper".to_string(), "b".to_string())]);
+    assert_eq!(
+        block_on(messages::ab_winner(&db, "default", "whitepaper", 1))
+            .unwrap()
+            .as_deref(),
+        Some("b")
+    );
+    assert!(block_on(messages::auto_rollout(&db, "default", T0))
+        .unwrap()
+        .is_empty());
+}

@@ -434,3 +434,34 @@ pub async fn declare_winner(
     .await?;
     Ok(())
 }
+
+/// The cron's A/B step: for each template whose plan asks for automatic rollout and whose
+/// current version has no winner yet, judge the arms and declare a winner once one is
+/// significant with every variant at the sample. Returns the winners declared.
+pub async fn auto_rollout(
+    db: &impl Db,
+    workspace: &str,
+    now: Millis,
+) -> Result<Vec<(String, String)>, Error> {
+    let mut declared = Vec::new();
+    let docs = super::documents::list(db, &super::documents::TEMPLATES, workspace).await?;
+    for text in docs {
+        let Ok(t) = serde_json::from_str::<crate::template::Template>(&text) else {
+            continue;
+        };
+        let Some(plan) = t.ab.as_ref().filter(|p| p.auto_rollout) else {
+            continue;
+        };
+        let version = i64::try_from(t.version).unwrap_or(i64::MAX);
+        if ab_winner(db, workspace, &t.id, version).await?.is_some() {
+            continue;
+        }
+        let arms = ab_arms(db, workspace, &t.id, &plan.goal).await?;
+        let verdict = crate::delivery::ab::judge(&arms, plan.metric, plan.min_sample, 0.05);
+        if let Some(w) = verdict.winner {
+            declare_winner(db, workspace, &t.id, version, &w, now).await?;
+            declared.push((t.id.clone(), w));
+        }
+    }
+    Ok(declared)
+}

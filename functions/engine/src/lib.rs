@@ -144,6 +144,7 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
     let staged = paged(&STAGES, |n| lifecycle::stage_pass(&db, ws, now, n)).await?;
     let tagged = paged(&TAGS, |n| kindling::store::tags::tag_pass(&db, ws, now, n)).await?;
     let requeued = requeue_due(env, &db, now).await?;
+    let rolled_out = kindling::store::messages::auto_rollout(&db, ws, now).await?;
     let keys = kindling_edge::pii_keys(env);
     let mut cleaning = None;
     for _ in 0..CLEANING_STEPS_PER_TICK {
@@ -155,7 +156,7 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
         }
     }
     console_log!(
-        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged}, tagged {tagged} contacts; re-queued {requeued} messages; cleaning {:?}",
+        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged}, tagged {tagged} contacts; re-queued {requeued} messages; A/B winners {rolled_out:?}; cleaning {:?}",
         now.rfc3339(),
         cleaning.map(|r| (r.month, r.merged, r.invalid_flagged, r.finished_at.is_some()))
     );
