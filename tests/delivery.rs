@@ -143,16 +143,7 @@ fn lead(s: &Stack, tag: &str, industry: &str, sms: bool) -> Person {
 }
 
 fn api_post(s: &Stack, path: &str, body: &Value) -> Answer {
-    let auth = format!("Bearer {TOKEN}");
-    request(
-        "POST",
-        &format!("{}{path}", s.api()),
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
-        Some(body.to_string().as_bytes()),
-    )
+    admin_send("POST", &format!("{}{path}", s.api()), body)
 }
 
 /// Sets attributes server-side (a Segment identify for the form's visitor, with the person's
@@ -1211,18 +1202,8 @@ fn arm(arms: &[Arm], variant: &str) -> Arm {
 }
 
 pub fn templates_are_validated_previewed_and_ab_tested(s: &Stack) -> Result<(), Failed> {
-    let auth = format!("Bearer {TOKEN}");
-    let put = |id: &str, body: &Value| {
-        request(
-            "PUT",
-            &format!("{}/v1/templates/{id}", s.api()),
-            &[
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-            Some(body.to_string().as_bytes()),
-        )
-    };
+    let put =
+        |id: &str, body: &Value| admin_send("PUT", &format!("{}/v1/templates/{id}", s.api()), body);
     let before = admin_get(&format!("{}/v1/templates/whitepaper", s.api())).json();
 
     // Broken templates are refused with the field and the problem, and nothing is saved.

@@ -147,15 +147,11 @@ fn id_of(c: &Value) -> String {
 }
 
 fn api(s: &Stack, method: &str, path: &str, token: &str, body: Option<&Value>) -> Answer {
-    let auth = format!("Bearer {token}");
     let bytes = body.map(Value::to_string);
-    request(
+    send_json(
         method,
         &format!("{}{path}", s.api()),
-        &[
-            ("Authorization", &auth),
-            ("Content-Type", "application/json"),
-        ],
+        token,
         bytes.as_deref().map(str::as_bytes),
     )
 }
@@ -1108,30 +1104,22 @@ pub fn export_and_erasure_are_complete_and_audited(s: &Stack) -> Result<(), Fail
 
 /// The demo landing page in a real browser: the visit, the sign-up and the unsubscribe link.
 pub fn the_demo_landing_page_works_in_headless_chromium(s: &Stack) -> Result<(), Failed> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let email = format!(
         "{}@landing.example",
         fresh_visitor("landing").to_lowercase()
     );
-    let out = std::process::Command::new(root.join("node_modules/.bin/node"))
-        .arg(root.join("tests/browser/landing.mjs"))
-        .env("LANDING_URL", format!("{}/", landing(s)))
-        .env("TRACK_URL", s.track())
-        .env("FORMS_URL", s.forms())
-        .env("API_URL", s.api())
-        .env("ADMIN_TOKEN", TOKEN)
-        .env("LINK_KEY", String::from_utf8_lossy(LINK_KEY).as_ref())
-        .env("TEST_EMAIL", &email)
-        .output()
-        .map_err(|e| format!("node: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("landing: ok"),
-        "{text}"
+    let text = run_browser_script(
+        "landing.mjs",
+        &[
+            ("LANDING_URL", &format!("{}/", landing(s))),
+            ("TRACK_URL", &s.track()),
+            ("FORMS_URL", &s.forms()),
+            ("API_URL", &s.api()),
+            ("ADMIN_TOKEN", TOKEN),
+            ("LINK_KEY", &String::from_utf8_lossy(LINK_KEY)),
+            ("TEST_EMAIL", &email),
+        ],
+        "landing: ok",
     );
     // The script signed the unsubscribe link itself: it must agree with the core's signer.
     let c = find(s, "email", &email).ok_or("no contact for the browser's lead")?;

@@ -368,18 +368,7 @@ pub fn tags_follow_forms_behaviour_and_orders_on_the_cron(s: &Stack) -> Result<(
     });
     let id = c["id"].as_str().unwrap_or_default().to_string();
 
-    let auth = format!("Bearer {TOKEN}");
-    let post_order = |body: Value| {
-        request(
-            "POST",
-            &format!("{}/v1/orders", s.api()),
-            &[
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-            Some(body.to_string().as_bytes()),
-        )
-    };
+    let post_order = |body: Value| admin_send("POST", &format!("{}/v1/orders", s.api()), &body);
     let order = json!({"order_id": format!("SO-{vid}"), "email": email, "amount": 60000, "ordered_at": now});
     let a = post_order(order.clone());
     assert_eq!(a.status, 202, "{}", String::from_utf8_lossy(&a.body));

@@ -334,18 +334,7 @@ pub fn server_side_ingest_is_segment_compatible_and_deduplicated(s: &Stack) -> R
     // A backfill: ten days before now, on the whole second.
     let now = now_ms();
     let ten_days_ago = kindling::Millis((now - 10 * kindling::Millis::DAY) / 1000 * 1000);
-    let auth = format!("Bearer {TOKEN}");
-    let post = |path: &str, body: &Value| {
-        request(
-            "POST",
-            &format!("{}{path}", s.api()),
-            &[
-                ("Authorization", &auth),
-                ("Content-Type", "application/json"),
-            ],
-            Some(body.to_string().as_bytes()),
-        )
-    };
+    let post = |path: &str, body: &Value| admin_send("POST", &format!("{}{path}", s.api()), body);
     let batch = json!({"batch": [
         {"type": "track", "messageId": format!("{anon}-1"), "anonymousId": anon, "event": "webinar_attended",
          "timestamp": ten_days_ago.rfc3339(), "properties": {"webinar": "launch"}},
@@ -392,12 +381,7 @@ pub fn server_side_ingest_is_segment_compatible_and_deduplicated(s: &Stack) -> R
         (a.status, a.json()["field"].clone()),
         (400, json!("messageId"))
     );
-    let a = request(
-        "GET",
-        &format!("{}/v1/track", s.api()),
-        &[("Authorization", &auth)],
-        None,
-    );
+    let a = admin_get(&format!("{}/v1/track", s.api()));
     assert_eq!(a.status, 405);
     Ok(())
 }
@@ -470,28 +454,20 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 /// browses (landing with UTM, a custom event, an SPA navigation, an identify) and the api must
 /// show it all on the visitor's contact.
 pub fn snippet_in_headless_chromium_reaches_the_timeline(s: &Stack) -> Result<(), Failed> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let email = format!(
         "{}@browser.example",
         fresh_visitor("chromium").to_lowercase()
     );
-    let out = std::process::Command::new(root.join("node_modules/.bin/node"))
-        .arg(root.join("tests/browser/snippet.mjs"))
-        .env("TRACK_URL", s.track())
-        .env("API_URL", s.api())
-        .env("ADMIN_TOKEN", TOKEN)
-        .env("SITE_PORT", "18082")
-        .env("TEST_EMAIL", &email)
-        .output()
-        .map_err(|e| format!("node: {e}"))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("snippet: ok"),
-        "{text}"
+    run_browser_script(
+        "snippet.mjs",
+        &[
+            ("TRACK_URL", &s.track()),
+            ("API_URL", &s.api()),
+            ("ADMIN_TOKEN", TOKEN),
+            ("SITE_PORT", "18082"),
+            ("TEST_EMAIL", &email),
+        ],
+        "snippet: ok",
     );
     Ok(())
 }

@@ -167,6 +167,44 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
     }
 }
 
+/// A JSON request with a bearer token, as every api caller in the tests makes it.
+pub fn send_json(method: &str, url: &str, token: &str, body: Option<&[u8]>) -> Answer {
+    let auth = format!("Bearer {token}");
+    request(
+        method,
+        url,
+        &[
+            ("Authorization", &auth),
+            ("Content-Type", "application/json"),
+        ],
+        body,
+    )
+}
+
+/// `send_json` with the admin token and a JSON document.
+pub fn admin_send(method: &str, url: &str, body: &serde_json::Value) -> Answer {
+    send_json(method, url, TOKEN, Some(body.to_string().as_bytes()))
+}
+
+/// Runs a browser script (tests/browser/*.mjs) with the project's Node and `env`; fails unless
+/// it exits 0 and prints `marker`. Returns everything it printed.
+pub fn run_browser_script(script: &str, env: &[(&str, &str)], marker: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut cmd = Command::new(root.join("node_modules/.bin/node"));
+    cmd.arg(root.join("tests/browser").join(script));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("node: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains(marker), "{text}");
+    text
+}
+
 pub fn get(url: &str) -> Answer {
     request("GET", url, &[], None)
 }
