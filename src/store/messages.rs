@@ -100,6 +100,8 @@ pub struct Message {
     pub template_version: Option<i64>,
     pub variant: Option<String>,
     pub journey_id: Option<String>,
+    /// The journey node that sent it (with `journey_id`).
+    pub journey_node: Option<String>,
     pub variables: Json,
     pub state: String,
     pub reason: Option<String>,
@@ -113,7 +115,7 @@ pub struct Message {
 }
 
 const COLUMNS: &str = "workspace, id, contact_id, channel, kind, template_id, template_version, variant, \
-    journey_id, variables, state, reason, attempts, next_attempt_at, provider_id, created_at, sent_at";
+    journey_id, journey_node, variables, state, reason, attempts, next_attempt_at, provider_id, created_at, sent_at";
 
 fn message(r: &Row) -> Message {
     let at = |c: &str| r.int(c).map(|t| Millis(t).rfc3339());
@@ -127,6 +129,7 @@ fn message(r: &Row) -> Message {
         template_version: r.int("template_version"),
         variant: r.text("variant"),
         journey_id: r.text("journey_id"),
+        journey_node: r.text("journey_node"),
         variables: r
             .text("variables")
             .and_then(|v| serde_json::from_str(&v).ok())
