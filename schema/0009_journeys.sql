@@ -36,6 +36,8 @@ CREATE TABLE journey_triggers (
   -- entries), and the offset from it.
   at_property TEXT,
   at_offset   INTEGER NOT NULL DEFAULT 0,
+  -- Entry only: the node an enrollment starts at, and the journey's maximum duration.
+  start_node TEXT,
   max_ms     INTEGER,
   PRIMARY KEY (workspace, journey_id, role, event)
 );
@@ -91,6 +93,22 @@ CREATE TABLE journey_cursor (
   workspace TEXT NOT NULL PRIMARY KEY,
   last_rowid INTEGER NOT NULL
 );
+-- Journeys begin with the events that arrive after them: history already recorded when this
+-- migration runs enrols no one.
+INSERT INTO journey_cursor (workspace, last_rowid)
+  SELECT 'default', COALESCE(max(rowid), 0) FROM events;
+
+-- A scheduled journey's runs: one per occurrence ("the 1st of the month at 10:00"), paging
+-- through its audience by contact id.
+CREATE TABLE journey_runs (
+  workspace  TEXT NOT NULL,
+  journey_id TEXT NOT NULL,
+  occurrence INTEGER NOT NULL,
+  cursor     TEXT NOT NULL DEFAULT '',
+  done       INTEGER NOT NULL DEFAULT 0,
+  enrolled   INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (workspace, journey_id, occurrence)
+);
 
 -- Work for a person ("human intervention"): a sales call, a call-back, a service contact.
 CREATE TABLE tasks (
@@ -113,3 +131,21 @@ CREATE INDEX tasks_contact ON tasks (workspace, contact_id);
 ALTER TABLE contacts ADD COLUMN owner TEXT;
 ALTER TABLE messages ADD COLUMN journey_node TEXT;
 ALTER TABLE messages ADD COLUMN enrollment_id TEXT;
+
+-- A contact becoming known (an identify or a form gave its email, phone or user id) is the
+-- entry of the first nurture tier: announced as `lead.known`, once, at the time of the event
+-- that made it known, like the other lead-status events.
+CREATE TRIGGER contacts_known AFTER UPDATE OF lead_status ON contacts
+WHEN OLD.lead_status = 'anonymous' AND NEW.lead_status = 'known'
+BEGIN
+  INSERT OR IGNORE INTO events (workspace, id, contact_id, name, properties, occurred_at, received_at)
+  VALUES (NEW.workspace, 'lead.known:' || NEW.id, NEW.id, 'lead.known',
+          json_object('score', NEW.score), NEW.updated_at, NEW.updated_at);
+END;
+CREATE TRIGGER contacts_known_at_creation AFTER INSERT ON contacts
+WHEN NEW.lead_status = 'known'
+BEGIN
+  INSERT OR IGNORE INTO events (workspace, id, contact_id, name, properties, occurred_at, received_at)
+  VALUES (NEW.workspace, 'lead.known:' || NEW.id, NEW.id, 'lead.known',
+          json_object('score', NEW.score), NEW.updated_at, NEW.updated_at);
+END;

@@ -11,6 +11,7 @@ pub mod error;
 pub mod event;
 pub mod form;
 pub mod identity;
+pub mod journey;
 pub mod lifecycle;
 pub mod link;
 pub mod order;

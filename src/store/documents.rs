@@ -1,4 +1,4 @@
-//! Versioned configuration documents (forms, templates): the current version per id in one
+//! Versioned configuration documents (forms, templates, journeys): the current version per id in one
 //! table, every version in another. The api validates a document, saves it here as the next
 //! version and publishes it to KV where the functions that use it read it.
 
@@ -58,6 +58,7 @@ macro_rules! tables {
 
 pub const FORMS: Tables = tables!("forms", "form_versions");
 pub const TEMPLATES: Tables = tables!("templates", "template_versions");
+pub const JOURNEYS: Tables = tables!("journeys", "journey_versions");
 
 /// Stores a validated document as the next version of `id`: `render` gets the version and
 /// returns the text to store. Returns the version. Two saves racing for one version: the

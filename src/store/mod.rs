@@ -8,6 +8,7 @@ pub mod contacts;
 pub mod documents;
 pub mod forms;
 pub mod ingest;
+pub mod journeys;
 pub mod lifecycle;
 pub mod messages;
 pub mod ops;
@@ -103,6 +104,13 @@ pub(crate) async fn due_page(
     db.query(&Statement::new(sql, params)).await
 }
 
+/// A list of ids as one JSON text parameter, for `IN (SELECT value FROM json_each(?n))`: a whole
+/// queue batch's rows in one statement, whatever their number.
+pub(crate) fn id_list<S: AsRef<str>>(ids: &[S]) -> Value {
+    let list: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
+    Value::Text(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()))
+}
+
 /// Typed access to row columns, tolerant of D1 handing integers back as floats.
 pub trait RowExt {
     fn text(&self, col: &str) -> Option<String>;
@@ -120,6 +128,8 @@ impl RowExt for Row {
     }
 }
 
+#[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]
+mod journey_tests;
 #[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]
 mod message_tests;
 #[cfg(all(test, feature = "sqlite", not(target_arch = "wasm32")))]

@@ -2,13 +2,14 @@
 //! an event changes their facts; the cron's tag pass recomputes due contacts' tags in pages,
 //! writes the changes and announces each as an event, exactly once even when runs overlap.
 
-use super::{Db, RowExt, Statement};
+use super::{id_list, Db, RowExt, Statement};
 use crate::error::Error;
 use crate::event::Event;
 use crate::tags::{compute, diff, Facts};
 use crate::time::Millis;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
 
 /// Events that change a contact's tag facts.
 pub const TAG_EVENTS: [&str; 5] = [
@@ -63,6 +64,7 @@ pub fn order_of(e: &Event) -> (String, f64, String) {
     (id, amount, currency)
 }
 
+// Tags a journey set (kind `journey`) are the journey's to keep: the pass leaves them alone.
 const DUE: &str = "SELECT c.id, c.attributes, \
     (SELECT max(occurred_at) FROM events e WHERE e.workspace = c.workspace AND e.contact_id = c.id \
        AND e.name = 'login' AND e.occurred_at <= ?2) AS last_login_at, \
@@ -77,7 +79,8 @@ const DUE: &str = "SELECT c.id, c.attributes, \
        AND o.ordered_at > ?2 - ?5 AND o.ordered_at <= ?2) AS oldest_365, \
     (SELECT COALESCE(sum(amount), 0) FROM orders o WHERE o.workspace = c.workspace AND o.contact_id = c.id \
        AND o.ordered_at > ?2 - ?5 AND o.ordered_at <= ?2) AS amount_365, \
-    (SELECT json_group_object(tag, value) FROM tags t WHERE t.workspace = c.workspace AND t.contact_id = c.id) AS current \
+    (SELECT json_group_object(tag, value) FROM tags t WHERE t.workspace = c.workspace AND t.contact_id = c.id \
+       AND t.kind <> 'journey') AS current \
     FROM contacts c WHERE c.workspace = ?1 AND c.tags_due_at <= ?2 AND c.merged_into IS NULL \
       AND c.erased_at IS NULL ORDER BY c.tags_due_at LIMIT ?3";
 
@@ -172,27 +175,45 @@ pub struct TagView {
     pub updated_at: String,
 }
 
-const OF_CONTACT: &str = "SELECT tag, kind, value, updated_at FROM tags \
-    WHERE workspace = ?1 AND contact_id = ?2 ORDER BY tag";
+// ?2: a JSON array of contact ids.
+const OF_CONTACTS: &str = "SELECT contact_id, tag, kind, value, updated_at FROM tags \
+    WHERE workspace = ?1 AND contact_id IN (SELECT value FROM json_each(?2)) ORDER BY contact_id, tag";
 
 pub async fn of_contact(
     db: &impl Db,
     workspace: &str,
     contact: &str,
 ) -> Result<Vec<TagView>, Error> {
+    let mut all = of_contacts(db, workspace, &[contact]).await?;
+    Ok(all.remove(contact).unwrap_or_default())
+}
+
+/// The tags of several contacts (a queue batch's recipients) in one round trip, by contact.
+pub async fn of_contacts<S: AsRef<str>>(
+    db: &impl Db,
+    workspace: &str,
+    contacts: &[S],
+) -> Result<HashMap<String, Vec<TagView>>, Error> {
+    let mut by_contact: HashMap<String, Vec<TagView>> = HashMap::new();
+    if contacts.is_empty() {
+        return Ok(by_contact);
+    }
     let rows = db
         .query(&Statement::new(
-            OF_CONTACT,
-            vec![workspace.into(), contact.into()],
+            OF_CONTACTS,
+            vec![workspace.into(), id_list(contacts)],
         ))
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| TagView {
-            tag: r.text("tag").unwrap_or_default(),
-            kind: r.text("kind").unwrap_or_default(),
-            value: r.text("value").unwrap_or_default(),
-            updated_at: Millis(r.int("updated_at").unwrap_or(0)).rfc3339(),
-        })
-        .collect())
+    for r in &rows {
+        by_contact
+            .entry(r.text("contact_id").unwrap_or_default())
+            .or_default()
+            .push(TagView {
+                tag: r.text("tag").unwrap_or_default(),
+                kind: r.text("kind").unwrap_or_default(),
+                value: r.text("value").unwrap_or_default(),
+                updated_at: Millis(r.int("updated_at").unwrap_or(0)).rfc3339(),
+            });
+    }
+    Ok(by_contact)
 }
