@@ -39,6 +39,9 @@ CREATE TABLE journey_triggers (
   -- Entry only: the node an enrollment starts at, and the journey's maximum duration.
   start_node TEXT,
   max_ms     INTEGER,
+  -- Entry only: the last event (rowid) before the journey was first published. A journey
+  -- enrols from what happens after it exists, never from history.
+  from_rowid INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (workspace, journey_id, role, event)
 );
 CREATE INDEX journey_triggers_event ON journey_triggers (workspace, event, role);

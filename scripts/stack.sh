@@ -97,6 +97,16 @@ for template in config/templates/*.json; do
   curl -fsS -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
     --data @"$template" "$API/v1/templates/$id" >/dev/null || { echo "stack: seeding template $id failed"; exit 1; }
 done
+# The journeys of REQUIREMENTS.md. The integration tests start without them
+# (KINDLING_SEED_JOURNEYS=0) so that the other trials' contacts receive only what the trials
+# themselves send; the journey trials publish them through the api.
+if [[ "${KINDLING_SEED_JOURNEYS:-1}" == 1 ]]; then
+  for journey in config/journeys/*.json; do
+    id="$(basename "$journey" .json)"
+    curl -fsS -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+      --data @"$journey" "$API/v1/journeys/$id" >/dev/null || { echo "stack: seeding journey $id failed"; exit 1; }
+  done
+fi
 for form in config/forms/*.json; do
   id="$(basename "$form" .json)"
   curl -fsS -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \

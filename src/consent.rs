@@ -205,6 +205,92 @@ pub fn preference_event(p: PreferenceChange<'_>) -> crate::event::Event {
     }
 }
 
+/// A consent record brought from another system (a CRM, an offline sign-up sheet, a WeChat
+/// official account): `POST /v1/contacts/{id}/consents`. The body names the channel, whether
+/// consent was granted, the wording version the person saw, where it comes from and when it was
+/// given; the time is honoured within the backfill bounds of server-side events, so a record
+/// keeps its original date. Like every ledger entry it is appended, never edited.
+pub fn imported_event(
+    workspace: &str,
+    contact_id: &str,
+    event_id: &str,
+    body: &serde_json::Value,
+    now: Millis,
+) -> Result<crate::event::Event, crate::Error> {
+    use crate::Error;
+    let channel = body["channel"]
+        .as_str()
+        .and_then(Channel::parse)
+        .ok_or_else(|| Error::invalid("channel", "channel is email, sms or wecom"))?;
+    let granted = body["granted"]
+        .as_bool()
+        .ok_or_else(|| Error::invalid("granted", "granted is true or false"))?;
+    let text = |k: &str, max: usize| -> Result<Option<String>, Error> {
+        match &body[k] {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::String(s) if (1..=max).contains(&s.trim().len()) => {
+                Ok(Some(s.trim().to_string()))
+            }
+            _ => Err(Error::invalid(
+                k,
+                format!("{k} is text of 1–{max} characters"),
+            )),
+        }
+    };
+    let wording_version = text("wording_version", 64)?;
+    if granted && wording_version.is_none() {
+        return Err(Error::invalid(
+            "wording_version",
+            "a grant names the version of the wording the person agreed to",
+        ));
+    }
+    let source = text("source", 64)?.unwrap_or_else(|| "import".into());
+    let at = match &body["recorded_at"] {
+        serde_json::Value::Null => now,
+        v => {
+            let t = v
+                .as_str()
+                .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| Millis(t.timestamp_millis()))
+                .ok_or_else(|| Error::invalid("recorded_at", "an RFC 3339 time"))?;
+            if t.0 < now.0 - crate::segment::BACKFILL_MS || t.0 > now.0 + crate::segment::FUTURE_MS
+            {
+                return Err(Error::invalid(
+                    "recorded_at",
+                    "within the last 90 days, and not in the future",
+                ));
+            }
+            t
+        }
+    };
+    let mut properties = serde_json::Map::new();
+    properties.insert("source".into(), source.as_str().into());
+    properties.insert(channel.as_str().into(), granted.into());
+    Ok(crate::event::Event {
+        id: event_id.into(),
+        workspace: workspace.into(),
+        site: None,
+        subject: crate::event::Subject::Contact(contact_id.into()),
+        session_id: None,
+        name: "consent_imported".into(),
+        properties,
+        claims: Default::default(),
+        consents: vec![ConsentChange {
+            item: channel.as_str().into(),
+            channel,
+            purpose: MARKETING.into(),
+            granted,
+            wording_version,
+            source,
+            form_id: None,
+            ip_hash: None,
+            user_agent: None,
+        }],
+        occurred_at: at,
+        received_at: now,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

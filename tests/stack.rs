@@ -5,6 +5,7 @@
 
 mod delivery;
 mod forms;
+mod journeys;
 mod scoring;
 mod support;
 mod tracking;
@@ -82,6 +83,9 @@ fn trials(stack: Option<Arc<Stack>>) -> Vec<Trial> {
         delivery::failures_are_retried_with_backoff_and_dead_lettered_without_double_sends,
         delivery::receipts_move_states_and_protect_the_person,
         delivery::templates_are_validated_previewed_and_ab_tested,
+        journeys::invalid_journeys_are_refused_with_precise_errors,
+        journeys::people_live_the_seeded_journeys_in_virtual_time,
+        journeys::overlapping_cron_ticks_step_each_enrollment_once,
         // Last: searches everything the tests above stored for plaintext PII.
         tracking::no_plaintext_pii_in_local_storage_or_logs,
     ];

@@ -445,3 +445,41 @@ fn contacts_keep_their_version_when_the_journey_changes() {
         2
     );
 }
+
+#[test]
+fn a_new_journey_enrols_from_what_happens_after_it_not_from_history() {
+    let db = Sqlite::open_with_project_schema().unwrap();
+    ingest(
+        &db,
+        &[event("e1", "u1", "whitepaper_downloaded", T0, json!({}))],
+        T0,
+    );
+    let text = std::fs::read_to_string(format!(
+        "{}/config/journeys/whitepaper.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    block_on(journeys::save(&db, WS, "whitepaper", &text, &catalogue, T0)).unwrap();
+    ingest(
+        &db,
+        &[event("e2", "u2", "whitepaper_downloaded", T0, json!({}))],
+        T0,
+    );
+    // A new version keeps the journey's start: still no history.
+    block_on(journeys::save(&db, WS, "whitepaper", &text, &catalogue, T0)).unwrap();
+    ingest(
+        &db,
+        &[event("e3", "u3", "whitepaper_downloaded", T0, json!({}))],
+        T0,
+    );
+    let enrolled: Vec<String> = rows(
+        &db,
+        "SELECT contact_id FROM enrollments ORDER BY contact_id",
+    )
+    .iter()
+    .filter_map(|r| r.text("contact_id"))
+    .collect();
+    let mut want = vec![user_contact_id(WS, "u2"), user_contact_id(WS, "u3")];
+    want.sort();
+    assert_eq!(enrolled, want);
+}

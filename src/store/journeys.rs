@@ -41,6 +41,16 @@ pub async fn save(
     now: Millis,
 ) -> Result<Journey, Error> {
     let mut checked = crate::journey::parse(id, 0, text, templates)?;
+    let from = db
+        .query(&Statement::new(
+            "SELECT COALESCE((SELECT min(from_rowid) FROM journey_triggers WHERE workspace = ?1 \
+               AND journey_id = ?2 AND role = 'entry'), (SELECT COALESCE(max(rowid), 0) FROM events)) AS from_rowid",
+            vec![workspace.into(), id.into()],
+        ))
+        .await?
+        .first()
+        .and_then(|r| r.int("from_rowid"))
+        .unwrap_or(0);
     let version =
         documents::save(db, &JOURNEYS, workspace, id, now, |_| Ok(text.to_string())).await?;
     checked.version = version;
@@ -51,8 +61,8 @@ pub async fn save(
     for t in triggers(&checked) {
         stmts.push(Statement::new(
             "INSERT INTO journey_triggers (workspace, journey_id, version, role, event, filter, \
-             re_entry, at_property, at_offset, start_node, max_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+             re_entry, at_property, at_offset, start_node, max_ms, from_rowid) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             vec![
                 workspace.into(),
                 id.into(),
@@ -65,6 +75,7 @@ pub async fn save(
                 t.at_offset.into(),
                 checked.start.clone().into(),
                 checked.max_duration_ms.into(),
+                from.into(),
             ],
         ));
     }
@@ -151,7 +162,7 @@ fn enrol_sql() -> String {
          FROM r, events e \
            JOIN journey_triggers t ON t.workspace = e.workspace AND t.event = e.name AND t.role = 'entry' \
            JOIN contacts c ON c.id = e.contact_id \
-         WHERE e.rowid > r.lo AND e.rowid <= r.hi AND e.workspace = ?1 \
+         WHERE e.rowid > r.lo AND e.rowid <= r.hi AND e.workspace = ?1 AND e.rowid > t.from_rowid \
            AND c.lead_status <> 'anonymous' AND c.erased_at IS NULL AND c.merged_into IS NULL \
            AND {FILTER_MATCHES} \
            AND (t.re_entry <> 'after_exit' OR NOT EXISTS (SELECT 1 FROM enrollments x \

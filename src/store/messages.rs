@@ -321,13 +321,14 @@ pub async fn facts(
     })
 }
 
-/// Messages due again (deferred or waiting for a retry) at `now`, and sends claimed so long
-/// ago that their invocation must have died: handed back to the queue by the cron.
+/// Messages due at `now` — queued by a journey step (which sets `next_attempt_at` so the order
+/// survives an invocation that dies before its queue send), deferred, or waiting for a retry —
+/// and sends claimed so long ago that their invocation must have died: handed to the queue.
 // Handing a message back takes a lease on it (its next attempt moves a few minutes on), so the
 // next tick does not queue it again while the first order is still on its way; deliver ignores
 // the lease, and a lost order is re-queued when the lease ends.
 const DUE: &str = "UPDATE messages SET next_attempt_at = ?1 + ?3 WHERE id IN \
-    (SELECT id FROM messages WHERE state IN ('deferred', 'retry') AND next_attempt_at <= ?1 \
+    (SELECT id FROM messages WHERE state IN ('queued', 'deferred', 'retry') AND next_attempt_at <= ?1 \
      ORDER BY next_attempt_at LIMIT ?2) RETURNING id, attempts";
 /// How long a re-queued message is left to its order before the cron queues it again.
 pub const REQUEUE_LEASE_MS: i64 = 5 * Millis::MINUTE;

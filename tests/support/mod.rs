@@ -28,6 +28,7 @@ impl Stack {
             .arg(&state)
             .arg(base.to_string())
             .env("KINDLING_ADMIN_TOKEN", TOKEN)
+            .env("KINDLING_SEED_JOURNEYS", "0")
             .stdin(Stdio::null())
             .stdout(out.try_clone().expect("dup"))
             .stderr(out)

@@ -22,11 +22,16 @@ pub async fn route(ctx: &ApiContext, segs: &[&str]) -> Result<Response> {
         [id, "timeline"] if get => http::respond(timeline(ctx, id).await),
         [id, "score"] if get => http::respond(score(ctx, id).await),
         [id, "consents"] if get => http::respond(consents(ctx, id).await),
+        [id, "consents"] if ctx.req.method() == Method::Post => {
+            http::respond(import_consent(ctx, id).await)
+        }
         [id, "tags"] if get => http::respond(tags(ctx, id).await),
+        [id, "journeys"] if get => http::respond(journeys(ctx, id).await),
         [id, "export"] if get => http::respond(export(ctx, id).await),
         [id] if ctx.req.method() == Method::Delete => http::respond(erase(ctx, id).await),
         [_] => http::method_not_allowed(&[Method::Get, Method::Delete]),
-        [] | [_, "timeline" | "score" | "consents" | "tags" | "export"] => {
+        [_, "consents"] => http::method_not_allowed(&[Method::Get, Method::Post]),
+        [] | [_, "timeline" | "score" | "tags" | "journeys" | "export"] => {
             http::method_not_allowed(&[Method::Get])
         }
         _ => http::not_found(),
@@ -149,6 +154,36 @@ async fn timeline(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Resp
 }
 
 /// `GET /v1/contacts/{id}/consents`: the consent ledger and the current state per channel.
+/// `POST /v1/contacts/{id}/consents`: a consent record from another system, with its original
+/// time; queued like every ledger change, so it lands in the same append-only ledger.
+async fn import_consent(
+    ctx: &ApiContext,
+    id: &str,
+) -> std::result::Result<Result<Response>, Error> {
+    checked_id(id)?;
+    exists(ctx, id).await?;
+    let body = crate::json_body(ctx, 4 * 1024).await?;
+    let event_id = kindling_edge::random_id("consent_");
+    let event = kindling::consent::imported_event(
+        DEFAULT_WORKSPACE,
+        id,
+        &event_id,
+        &body,
+        kindling_edge::now(),
+    )?;
+    kindling_edge::queue::send_all(
+        &ctx.env,
+        "EVENTS",
+        &[kindling::event::IngestMessage::Event(event)],
+    )
+    .await
+    .map_err(|e| Error::Store(format!("events queue: {e}")))?;
+    Ok(http::json(
+        202,
+        &serde_json::json!({ "contact_id": id, "event_id": event_id }),
+    ))
+}
+
 async fn consents(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response>, Error> {
     checked_id(id)?;
     exists(ctx, id).await?;
@@ -204,5 +239,16 @@ async fn tags(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response
     Ok(http::json(
         200,
         &serde_json::json!({ "contact_id": id, "tags": tags }),
+    ))
+}
+
+/// `GET /v1/contacts/{id}/journeys`: every enrollment, with its current node and next run.
+async fn journeys(ctx: &ApiContext, id: &str) -> std::result::Result<Result<Response>, Error> {
+    checked_id(id)?;
+    exists(ctx, id).await?;
+    let list = kindling::store::journeys::of_contact(&ctx.db, DEFAULT_WORKSPACE, id).await?;
+    Ok(http::json(
+        200,
+        &serde_json::json!({ "contact_id": id, "journeys": list }),
     ))
 }

@@ -3,6 +3,7 @@
 mod contacts;
 mod forms;
 mod ingest;
+mod journeys;
 mod messages;
 mod orders;
 mod privacy;
@@ -75,6 +76,8 @@ async fn route(ctx: &ApiContext, segs: &[&str]) -> Result<Response> {
         ["orders", rest @ ..] => orders::route(ctx, rest).await,
         ["templates", rest @ ..] => templates::route(ctx, rest).await,
         ["messages", rest @ ..] => messages::route(ctx, rest).await,
+        ["journeys", rest @ ..] => journeys::route(ctx, rest).await,
+        ["tasks", rest @ ..] => journeys::tasks(ctx, rest).await,
         ["tokens", rest @ ..] => privacy::tokens(ctx, rest).await,
         ["audit"] => privacy::audit_log(ctx).await,
         ["cleaning"] => privacy::cleaning(ctx).await,

@@ -140,7 +140,7 @@ async fn post(ctx: &ApiContext) -> std::result::Result<Result<Response>, Error> 
 }
 
 async fn list(ctx: &ApiContext) -> std::result::Result<Result<Response>, Error> {
-    let contact = query_param(&ctx.req, "contact");
+    let contact = query_param(&ctx.req, "contact_id").or_else(|| query_param(&ctx.req, "contact"));
     let state = query_param(&ctx.req, "state");
     let template = query_param(&ctx.req, "template");
     let limit = query_param(&ctx.req, "limit")

@@ -4,7 +4,7 @@
 mod model;
 
 use kindling::event::{IngestMessage, DEFAULT_WORKSPACE};
-use kindling::store::{ingest, lifecycle, ops, scoring, Db};
+use kindling::store::{ingest, journeys, lifecycle, ops, scoring, Db};
 use kindling::Millis;
 use kindling_edge::d1::D1;
 use kindling_edge::http;
@@ -36,7 +36,24 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
     }
     let db = D1(env.d1("DB")?);
     let model = model::active(&env).await;
-    let statements = ingest::batch_statements(&messages, model.as_ref());
+    let mut statements = ingest::batch_statements(&messages, model.as_ref());
+    // The batch's time: its latest event. Journeys react to the events at the time they
+    // happened, which is also what lets a test replay a customer's life in virtual time.
+    let Some(now) = messages
+        .iter()
+        .filter_map(|m| match m {
+            IngestMessage::Event(e) => Some(e.occurred_at),
+            IngestMessage::Dropped { .. } => None,
+        })
+        .max()
+    else {
+        db.batch(&statements)
+            .await
+            .map_err(|e| Error::RustError(e.to_string()))?;
+        return Ok(());
+    };
+    // Behaviour triggers enrol in the same transaction that records the event.
+    statements.extend(journeys::event_pass(DEFAULT_WORKSPACE, now));
     // Any failure fails the whole batch, so the queue redelivers it; the inserts are idempotent.
     db.batch(&statements)
         .await
@@ -46,8 +63,30 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
         messages.len(),
         statements.len()
     );
+    // …and take their first steps at once (a whitepaper is sent while the reader still reads),
+    // not at the next cron tick. A failure here loses nothing: the cron runs what is due.
+    if let Err(e) = react(&env, &db, now).await {
+        console_error!("journey steps after a batch failed: {e}");
+    }
     Ok(())
 }
+
+/// One page of due journey steps and the hand-over of the messages they queued.
+async fn react(env: &Env, db: &D1, now: Millis) -> std::result::Result<(), kindling::Error> {
+    let mut versions = journeys::Versions::default();
+    let done =
+        journeys::advance_pass(db, DEFAULT_WORKSPACE, now, JOURNEY_PAGE, &mut versions).await?;
+    if done.messages > 0 {
+        requeue_due(env, db, now).await?;
+    }
+    Ok(())
+}
+
+/// Enrollments per page of the journey pass, and pages per tick.
+const JOURNEY_PAGE: u32 = 200;
+const JOURNEY_PAGES_PER_TICK: usize = 100;
+/// Contacts enrolled per page of a scheduled journey's audience.
+const SCHEDULE_PAGE: u32 = 500;
 
 #[event(scheduled)]
 async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
@@ -82,26 +121,69 @@ const TAGS: Paging = Paging {
     pages_per_tick: 50,
 };
 
-/// Deferred messages and retries due at `now` go back to deliver (one page per tick; the next
-/// tick takes the rest). The send itself re-checks everything: a stale order is harmless.
+/// Messages queued by journeys, deferred messages and retries due at `now` go to deliver, in
+/// pages; what a tick leaves, the next takes. The send itself re-checks everything: a stale order is harmless.
 async fn requeue_due(
     env: &Env,
     db: &D1,
     now: Millis,
 ) -> std::result::Result<usize, kindling::Error> {
-    let due = kindling::store::messages::due(db, now, 500).await?;
-    let orders: Vec<kindling::delivery::SendOrder> = due
-        .into_iter()
-        .map(|(id, attempt)| kindling::delivery::SendOrder {
-            id,
-            at: now,
-            attempt,
-        })
-        .collect();
-    kindling_edge::queue::send_all(env, "SENDS", &orders)
-        .await
-        .map_err(|e| kindling::Error::Store(format!("sends queue: {e}")))?;
-    Ok(orders.len())
+    let mut total = 0;
+    for _ in 0..REQUEUE_PAGES_PER_TICK {
+        let due = kindling::store::messages::due(db, now, REQUEUE_PAGE).await?;
+        let orders: Vec<kindling::delivery::SendOrder> = due
+            .into_iter()
+            .map(|(id, attempt)| kindling::delivery::SendOrder {
+                id,
+                at: now,
+                attempt,
+            })
+            .collect();
+        kindling_edge::queue::send_all(env, "SENDS", &orders)
+            .await
+            .map_err(|e| kindling::Error::Store(format!("sends queue: {e}")))?;
+        total += orders.len();
+        if orders.len() < REQUEUE_PAGE as usize || worker::signal::is_near_cpu_limit() {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Messages handed to deliver per round trip, and round trips per tick: journeys can queue
+/// tens of thousands of messages in one tick.
+const REQUEUE_PAGE: u32 = 500;
+const REQUEUE_PAGES_PER_TICK: usize = 100;
+
+/// Scheduled journeys' audiences for their current occurrence, then every due journey step,
+/// in pages, stopping before the CPU limit.
+async fn journey_work(
+    db: &D1,
+    ws: &str,
+    now: Millis,
+) -> std::result::Result<(usize, journeys::Tick), kindling::Error> {
+    let mut scheduled = 0;
+    for j in journeys::current(db, ws).await? {
+        loop {
+            let n = journeys::schedule_pass(db, ws, &j, now, SCHEDULE_PAGE).await?;
+            scheduled += n;
+            if n < SCHEDULE_PAGE as usize || worker::signal::is_near_cpu_limit() {
+                break;
+            }
+        }
+    }
+    let mut versions = journeys::Versions::default();
+    let tick = journeys::run_due(
+        db,
+        ws,
+        now,
+        JOURNEY_PAGE,
+        JOURNEY_PAGES_PER_TICK,
+        &mut versions,
+        worker::signal::is_near_cpu_limit,
+    )
+    .await?;
+    Ok((scheduled, tick))
 }
 
 /// Monthly cleaning steps per tick (a duplicate merge, then pages of contact-point checks).
@@ -143,6 +225,7 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
     }
     let staged = paged(&STAGES, |n| lifecycle::stage_pass(&db, ws, now, n)).await?;
     let tagged = paged(&TAGS, |n| kindling::store::tags::tag_pass(&db, ws, now, n)).await?;
+    let (scheduled, stepped) = journey_work(&db, ws, now).await?;
     let requeued = requeue_due(env, &db, now).await?;
     let rolled_out = kindling::store::messages::auto_rollout(&db, ws, now).await?;
     let keys = kindling_edge::pii_keys(env);
@@ -156,7 +239,7 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
         }
     }
     console_log!(
-        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged}, tagged {tagged} contacts; re-queued {requeued} messages; A/B winners {rolled_out:?}; cleaning {:?}",
+        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged}, tagged {tagged} contacts; journeys: enrolled {scheduled} by schedule, {stepped:?}; re-queued {requeued} messages; A/B winners {rolled_out:?}; cleaning {:?}",
         now.rfc3339(),
         cleaning.map(|r| (r.month, r.merged, r.invalid_flagged, r.finished_at.is_some()))
     );
