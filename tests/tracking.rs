@@ -83,13 +83,14 @@ pub fn beacon_events_identify_and_attribution(s: &Stack) -> Result<(), Failed> {
     assert_eq!(c["first_touch"]["source"], "newsletter");
     assert_eq!(c["first_touch"]["campaign"], "launch");
     let id = c["id"].as_str().unwrap_or_default().to_string();
-    let events = eventually("three events", || {
+    // Three events of the visitor's, and `lead.known`: the contact became known.
+    let events = eventually("four events", || {
         let t = timeline(s, &id);
-        (t.len() >= 3).then_some(t)
+        (t.len() >= 4).then_some(t)
     });
     assert_eq!(
         names(&events),
-        ["identify", "page", "whitepaper_downloaded"]
+        ["identify", "lead.known", "page", "whitepaper_downloaded"]
     );
     let page = events
         .iter()
@@ -357,13 +358,19 @@ pub fn server_side_ingest_is_segment_compatible_and_deduplicated(s: &Stack) -> R
     });
     assert_eq!(c["attributes"]["industry"], "manufacturing");
     let id = c["id"].as_str().unwrap_or_default().to_string();
-    let events = eventually("four events", || {
+    let events = eventually("five events", || {
         let t = timeline(s, &id);
-        (t.len() >= 4).then_some(t)
+        (t.len() >= 5).then_some(t)
     });
     assert_eq!(
         names(&events),
-        ["identify", "login", "page", "webinar_attended"]
+        [
+            "identify",
+            "lead.known",
+            "login",
+            "page",
+            "webinar_attended"
+        ]
     );
     let webinar = events
         .iter()

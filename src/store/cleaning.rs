@@ -41,8 +41,9 @@ const DEDUPE_DONE: &str = "UPDATE cleaning_runs SET cursor = 'c_', \
     merged = (SELECT count(*) FROM merges WHERE workspace = ?1 AND cause = 'cleaning' AND merged_at >= started_at) \
     WHERE workspace = ?1 AND month = ?2 AND cursor = ''";
 
+// `+workspace`: walk the primary key from the cursor, not the workspace's index and a sort.
 const PAGE_OF_CONTACTS: &str = "SELECT id, email_cipher, phone_cipher, email_status, phone_status \
-    FROM contacts WHERE workspace = ?1 AND id > ?2 AND merged_into IS NULL AND erased_at IS NULL \
+    FROM contacts WHERE +workspace = ?1 AND id > ?2 AND merged_into IS NULL AND erased_at IS NULL \
     AND (email_cipher IS NOT NULL OR phone_cipher IS NOT NULL) ORDER BY id LIMIT ?3";
 // Compare-and-set on the cursor: of two overlapping ticks, only one counts the page.
 const ADVANCE: &str =

@@ -483,3 +483,30 @@ fn a_new_journey_enrols_from_what_happens_after_it_not_from_history() {
     want.sort();
     assert_eq!(enrolled, want);
 }
+
+#[test]
+fn a_page_of_steps_costs_far_fewer_statements_than_steps() {
+    let db = with_journeys(&["nurture-conversion"]);
+    // Conversion: owner, task and webhook for each of 40 sales-qualified leads.
+    for i in 0..40 {
+        ingest(
+            &db,
+            &[event(
+                &format!("e{i}"),
+                &format!("u{i}"),
+                "lead.sql",
+                T0,
+                json!({}),
+            )],
+            T0,
+        );
+    }
+    let a = tick(&db, T0);
+    assert_eq!(a.steps, 120);
+    assert!(
+        a.statements * 2 <= a.steps,
+        "{} statements for {} steps",
+        a.statements,
+        a.steps
+    );
+}

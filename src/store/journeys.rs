@@ -210,19 +210,20 @@ pub async fn events_behind(db: &impl Db, workspace: &str) -> Result<i64, Error> 
 pub struct Versions(BTreeMap<(String, i64), Option<Journey>>);
 
 impl Versions {
+    /// Reads the versions not yet known; returns how many queries that took (0 or 1).
     async fn load(
         &mut self,
         db: &impl Db,
         workspace: &str,
         wanted: &BTreeSet<(String, i64)>,
-    ) -> Result<(), Error> {
+    ) -> Result<usize, Error> {
         let missing: Vec<String> = wanted
             .iter()
             .filter(|k| !self.0.contains_key(*k))
             .map(|(id, v)| format!("{id}:{v}"))
             .collect();
         if missing.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         let rows = db
             .query(&Statement::new(
@@ -239,7 +240,7 @@ impl Versions {
         for k in wanted {
             self.0.entry(k.clone()).or_insert(None);
         }
-        Ok(())
+        Ok(1)
     }
 
     fn get(&self, id: &str, version: i64) -> Option<&Journey> {
@@ -251,7 +252,7 @@ impl Versions {
 
 const CLAIM: &str = "UPDATE enrollments SET lease_until = ?2 + ?4 WHERE id IN \
     (SELECT id FROM enrollments WHERE state IN ('active', 'waiting') AND next_run_at <= ?2 \
-       AND (lease_until IS NULL OR lease_until <= ?2) AND workspace = ?1 \
+       AND (lease_until IS NULL OR lease_until <= ?2) AND +workspace = ?1 \
      ORDER BY next_run_at LIMIT ?3) \
     RETURNING id, journey_id, version, contact_id, state, node, step, context, expires_at";
 
@@ -261,7 +262,7 @@ const FACTS: &str = "SELECT c.id, c.score, c.lifecycle_stage, c.lead_status, c.a
     (SELECT json_group_object(name, last) FROM (SELECT e.name AS name, max(e.occurred_at) AS last FROM events e \
        WHERE e.workspace = c.workspace AND e.contact_id = c.id AND e.occurred_at <= ?4 \
          AND e.name IN (SELECT value FROM json_each(?3)) GROUP BY e.name)) AS events \
-    FROM contacts c WHERE c.workspace = ?1 AND c.id IN (SELECT value FROM json_each(?2))";
+    FROM contacts c WHERE c.id IN (SELECT value FROM json_each(?2)) AND +c.workspace = ?1";
 
 /// What an advance pass did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -269,6 +270,9 @@ pub struct Advanced {
     pub enrollments: usize,
     pub steps: usize,
     pub messages: usize,
+    /// D1 statements the pass ran (reads and writes): the batching target is at most two per
+    /// step, amortised.
+    pub statements: usize,
 }
 
 fn object(r: &Row, col: &str) -> Map<String, Json> {
@@ -474,7 +478,7 @@ pub async fn advance_pass(
         .iter()
         .filter_map(|r| Some((r.text("journey_id")?, r.int("version")?)))
         .collect();
-    versions.load(db, workspace, &wanted).await?;
+    let version_reads = versions.load(db, workspace, &wanted).await?;
     let mut names = BTreeSet::new();
     for (id, v) in &wanted {
         if let Some(j) = versions.get(id, *v) {
@@ -507,6 +511,8 @@ pub async fn advance_pass(
     let mut w = Writes::default();
     let mut done = Advanced {
         enrollments: claimed.len(),
+        // The claim, the definitions it needed, the facts.
+        statements: 2 + version_reads,
         ..Advanced::default()
     };
     for e in &claimed {
@@ -597,7 +603,9 @@ pub async fn advance_pass(
         };
         w.moves.push(mv);
     }
-    db.batch(&w.statements(workspace, now)).await?;
+    let writes = w.statements(workspace, now);
+    done.statements += writes.len();
+    db.batch(&writes).await?;
     Ok(done)
 }
 
@@ -633,6 +641,7 @@ pub async fn run_due(
         t.advanced.enrollments += a.enrollments;
         t.advanced.steps += a.steps;
         t.advanced.messages += a.messages;
+        t.advanced.statements += a.statements;
         let idle = a.enrollments == 0 && events_behind(db, workspace).await? == 0;
         if idle || t.pages >= max_pages || stop() {
             return Ok(t);
@@ -679,7 +688,7 @@ pub async fn schedule_pass(
     };
     let page = db
         .query(&Statement::new(
-            "SELECT id FROM contacts c WHERE workspace = ?1 AND id > ?2 AND merged_into IS NULL \
+            "SELECT id FROM contacts c WHERE +workspace = ?1 AND id > ?2 AND merged_into IS NULL \
                AND erased_at IS NULL AND lead_status <> 'anonymous' \
                AND (?4 IS NULL OR lifecycle_stage = ?4) AND (?5 IS NULL OR lead_status = ?5) \
                AND (?6 IS NULL OR score >= ?6) AND (?7 IS NULL OR score <= ?7) \

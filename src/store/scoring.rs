@@ -357,11 +357,12 @@ const START_RECOMPUTE: &str =
       contacts_done = 0, started_at = excluded.started_at, finished_at = NULL";
 const RECOMPUTE_STATE: &str = "SELECT model_version, cursor FROM scoring_recompute \
     WHERE workspace = ?1 AND finished_at IS NULL";
-const RECOMPUTE_PAGE: &str = "SELECT id FROM contacts WHERE workspace = ?1 AND id > ?2 \
+// `+workspace`: walk the primary key from the cursor, not the workspace's index and a sort.
+const RECOMPUTE_PAGE: &str = "SELECT id FROM contacts WHERE +workspace = ?1 AND id > ?2 \
     AND merged_into IS NULL ORDER BY id LIMIT ?3";
 // Internal events (lead.*, lifecycle.*) are outcomes of scoring, not inputs to it.
 const RECOMPUTE_EVENTS: &str = "SELECT contact_id, id, name, properties, occurred_at FROM events \
-    WHERE workspace = ?1 AND contact_id IN (SELECT id FROM contacts WHERE workspace = ?1 AND id > ?2 \
+    WHERE workspace = ?1 AND contact_id IN (SELECT id FROM contacts WHERE +workspace = ?1 AND id > ?2 \
       AND merged_into IS NULL ORDER BY id LIMIT ?3) \
       AND name NOT LIKE 'lead.%' AND name NOT LIKE 'lifecycle.%' \
     ORDER BY contact_id, occurred_at, id";

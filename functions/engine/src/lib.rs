@@ -84,7 +84,9 @@ async fn react(env: &Env, db: &D1, now: Millis) -> std::result::Result<(), kindl
 
 /// Enrollments per page of the journey pass, and pages per tick.
 const JOURNEY_PAGE: u32 = 200;
-const JOURNEY_PAGES_PER_TICK: usize = 100;
+// 25 pages of 200 is about 20,000 steps: a few seconds of a tick, far from its CPU limit
+// (docs/PERFORMANCE.md); a larger backlog drains over the next ticks.
+const JOURNEY_PAGES_PER_TICK: usize = 25;
 /// Contacts enrolled per page of a scheduled journey's audience.
 const SCHEDULE_PAGE: u32 = 500;
 
@@ -225,7 +227,9 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
     }
     let staged = paged(&STAGES, |n| lifecycle::stage_pass(&db, ws, now, n)).await?;
     let tagged = paged(&TAGS, |n| kindling::store::tags::tag_pass(&db, ws, now, n)).await?;
+    let started = kindling_edge::now();
     let (scheduled, stepped) = journey_work(&db, ws, now).await?;
+    let journey_ms = kindling_edge::now().0 - started.0;
     let requeued = requeue_due(env, &db, now).await?;
     let rolled_out = kindling::store::messages::auto_rollout(&db, ws, now).await?;
     let keys = kindling_edge::pii_keys(env);
@@ -239,7 +243,7 @@ async fn tick(cron: &str, now: Millis, env: &Env) -> std::result::Result<(), kin
         }
     }
     console_log!(
-        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged}, tagged {tagged} contacts; journeys: enrolled {scheduled} by schedule, {stepped:?}; re-queued {requeued} messages; A/B winners {rolled_out:?}; cleaning {:?}",
+        "cron {cron} at {} (first run for this time: {first}); rescored {rescored}, decayed {decayed}, staged {staged}, tagged {tagged} contacts; journeys: enrolled {scheduled} by schedule, {stepped:?} in {journey_ms} ms; re-queued {requeued} messages; A/B winners {rolled_out:?}; cleaning {:?}",
         now.rfc3339(),
         cleaning.map(|r| (r.month, r.merged, r.invalid_flagged, r.finished_at.is_some()))
     );
