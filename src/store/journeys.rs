@@ -108,6 +108,11 @@ fn stored(r: &Row) -> Option<Journey> {
 const RANGE: &str = "WITH cur AS (SELECT COALESCE((SELECT last_rowid FROM journey_cursor WHERE workspace = ?1), 0) AS lo), \
     r AS (SELECT lo, min(lo + ?3, (SELECT COALESCE(max(rowid), 0) FROM events)) AS hi FROM cur) ";
 
+// The event pass's joins are written CROSS JOIN, which SQLite keeps in the order written: the
+// events past the cursor (a rowid range) drive every lookup. Left to itself, without table
+// statistics, SQLite chose to walk every waiting enrollment or every event of the workspace
+// instead, which made a pass cost the size of the tables rather than the events it reads.
+
 /// An event's properties carry every value of the trigger's filter.
 const FILTER_MATCHES: &str = "NOT EXISTS (SELECT 1 FROM json_each(t.filter) f \
     WHERE json_extract(e.properties, '$.' || f.key) IS NOT f.value)";
@@ -117,9 +122,10 @@ fn wake_sql() -> String {
     // at the event's time, with the event's properties in its context.
     format!(
         "{RANGE}, w AS (SELECT x.id AS id, min(e.occurred_at) AS at, e.properties AS props \
-           FROM r, events e JOIN enrollments x ON x.workspace = e.workspace AND x.contact_id = e.contact_id \
+           FROM r CROSS JOIN events e CROSS JOIN enrollments x \
+           WHERE x.workspace = e.workspace AND x.contact_id = e.contact_id \
              AND x.wait_event = e.name AND x.state = 'waiting' \
-           WHERE e.rowid > r.lo AND e.rowid <= r.hi AND e.workspace = ?1 \
+             AND e.rowid > r.lo AND e.rowid <= r.hi AND +e.workspace = ?1 \
              AND e.occurred_at >= x.updated_at AND e.occurred_at <= x.next_run_at GROUP BY x.id) \
          UPDATE enrollments SET next_run_at = w.at, wait_event = NULL, updated_at = ?2, \
            context = json_set(enrollments.context, '$.woke', enrollments.wait_event, '$.event', json(w.props)) \
@@ -131,11 +137,12 @@ fn leave_sql(role: &str, state: &str) -> String {
     format!(
         "{RANGE} UPDATE enrollments SET state = '{state}', next_run_at = NULL, wait_event = NULL, \
            lease_until = NULL, updated_at = ?2 \
-         WHERE id IN (SELECT x.id FROM r, events e \
-           JOIN journey_triggers t ON t.workspace = e.workspace AND t.event = e.name AND t.role = '{role}' \
-           JOIN enrollments x ON x.workspace = e.workspace AND x.contact_id = e.contact_id \
+         WHERE id IN (SELECT x.id FROM r CROSS JOIN events e CROSS JOIN journey_triggers t \
+             CROSS JOIN enrollments x \
+           WHERE t.workspace = e.workspace AND t.event = e.name AND t.role = '{role}' \
+             AND x.workspace = e.workspace AND x.contact_id = e.contact_id \
              AND x.journey_id = t.journey_id AND x.state IN ('active', 'waiting') \
-           WHERE e.rowid > r.lo AND e.rowid <= r.hi AND e.workspace = ?1 \
+             AND e.rowid > r.lo AND e.rowid <= r.hi AND +e.workspace = ?1 \
              AND e.occurred_at >= x.started_at AND {FILTER_MATCHES})"
     )
 }
@@ -159,10 +166,9 @@ fn enrol_sql() -> String {
                WHEN 'integer' THEN {at} \
                WHEN 'text' THEN CAST(strftime('%s', {at}) AS INTEGER) * 1000 END, e.occurred_at) + t.at_offset END, \
            e.properties, e.occurred_at, e.occurred_at + t.max_ms, ?2 \
-         FROM r, events e \
-           JOIN journey_triggers t ON t.workspace = e.workspace AND t.event = e.name AND t.role = 'entry' \
-           JOIN contacts c ON c.id = e.contact_id \
-         WHERE e.rowid > r.lo AND e.rowid <= r.hi AND e.workspace = ?1 AND e.rowid > t.from_rowid \
+         FROM r CROSS JOIN events e CROSS JOIN journey_triggers t CROSS JOIN contacts c \
+         WHERE t.workspace = e.workspace AND t.event = e.name AND t.role = 'entry' AND c.id = e.contact_id \
+           AND e.rowid > r.lo AND e.rowid <= r.hi AND +e.workspace = ?1 AND e.rowid > t.from_rowid \
            AND c.lead_status <> 'anonymous' AND c.erased_at IS NULL AND c.merged_into IS NULL \
            AND {FILTER_MATCHES} \
            AND (t.re_entry <> 'after_exit' OR NOT EXISTS (SELECT 1 FROM enrollments x \

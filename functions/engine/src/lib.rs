@@ -84,9 +84,9 @@ async fn react(env: &Env, db: &D1, now: Millis) -> std::result::Result<(), kindl
 
 /// Enrollments per page of the journey pass, and pages per tick.
 const JOURNEY_PAGE: u32 = 200;
-// 25 pages of 200 is about 20,000 steps: a few seconds of a tick, far from its CPU limit
-// (docs/PERFORMANCE.md); a larger backlog drains over the next ticks.
-const JOURNEY_PAGES_PER_TICK: usize = 25;
+// 100 pages of 200 is about 80,000 steps: about four seconds of a tick on the local runtime,
+// far from its CPU limit (docs/PERFORMANCE.md); a larger backlog drains over the next ticks.
+const JOURNEY_PAGES_PER_TICK: usize = 100;
 /// Contacts enrolled per page of a scheduled journey's audience.
 const SCHEDULE_PAGE: u32 = 500;
 
