@@ -5,8 +5,9 @@
 #   bench/deliver.sh PERSIST_DIR API_URL ENGINE_URL SINK_URL TOKEN [messages] [contacts]
 #
 # The outbox is filled straight in the local D1 (messages due for a retry), and engine's cron
-# hands them to the `sends` queue 500 per tick, as it does with due retries in production: the
-# measurement is deliver's (decide, claim, render, send, record), not the api's enqueueing.
+# hands them to the `sends` queue 500 per tick, as it does with due retries in production — all
+# of them at the start, so the measurement is deliver's (decide, claim, render, send, record),
+# not the api's enqueueing nor the cron's pace.
 # Rate: messages the sink received per second, from its first to its last request. Baseline in
 # the same run: the same number of requests posted straight to the sink by Node, 50 in flight.
 set -euo pipefail
@@ -58,15 +59,23 @@ sent() { curl -fsS "$SINK/_sink/requests?path_prefix=/v3/mail/send" | node -e '
     const t = r.map(x => x.time_ms).sort((a, b) => a - b);
     console.log(r.length, t[0] || 0, t[t.length - 1] || 0); })'; }
 
+tick() { curl -fsS -o /dev/null "$ENGINE/cdn-cgi/handler/scheduled?cron=*/5+*+*+*+*&time=$1"; }
 t0=$(date +%s.%N)
 at=$(($(date +%s) * 1000))
+# The whole backlog on the queue at once: enough ticks, all started together, each at its own
+# second (each hands out the next 500; the ones before are leased). One after another they
+# would pace the measurement: a tick takes about 2 s here, 500 messages per tick.
+for k in $(seq 0 $(((N - 1) / 500))); do tick $((at + k * 1000)) & done
+wait
+at=$((at + 1000 * ((N - 1) / 500 + 1)))
 while :; do
-  curl -fsS -o /dev/null "$ENGINE/cdn-cgi/handler/scheduled?cron=*/5+*+*+*+*&time=$at"
   read -r count first last <<<"$(sent)"
   [ "$count" -ge "$N" ] && break
   [ "$(calc "$(date +%s.%N) - $t0 > 600")" = 1 ] && { echo "deliver bench: only $count of $N after 600 s" >&2; break; }
-  at=$((at + 1000))
   sleep 2
+  # A safety net, as in production: a tick that failed hands its messages out later.
+  tick "$at"
+  at=$((at + 1000))
 done
 wall=$(calc "$(date +%s.%N) - $t0")
 span=$(calc "($last - $first) / 1000")

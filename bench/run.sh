@@ -372,7 +372,8 @@ Worker would be charged. engine's configured limit for a cron invocation is 300 
 \`bench/deliver.sh\` creates 100 contacts with an email (one \`/v1/batch\` of identifies), writes
 $(get DELIVER_N) transactional messages of the \`whitepaper\` template into the outbox as due retries, and
 triggers engine's cron, which hands them to the \`sends\` queue 500 per tick as it does with due
-retries. deliver decides (consent, caps and quiet hours do not hold transactional mail), claims,
+retries — enough ticks at once for the whole backlog, so the cron's pace (a tick takes about 2 s
+here) does not set the rate. deliver decides (consent, caps and quiet hours do not hold transactional mail), claims,
 renders (tracked links, open pixel), posts to the sink in SendGrid's shape and records each state.
 Rate: requests the sink received per second from its first to its last. Baseline: Node posting
 the same number of requests straight to the sink, 50 in flight.
@@ -467,7 +468,10 @@ mkdir -p "$STATE/registry"
 # checkout, an editor's build) cannot reload a worker under measurement.
 TREE="$STATE/tree"
 mkdir -p "$TREE/functions"
-cp -r scripts wrangler.toml schema config "$TREE/"
+cp -r scripts wrangler.toml schema config examples "$TREE/"
+# stack.sh runs the provider sink deliver posts to (and the demo landing page) from the tree too.
+mkdir -p "$TREE/tests"
+cp -r tests/sink "$TREE/tests/"
 ln -s "$ROOT/node_modules" "$TREE/node_modules"
 for f in $FUNCTIONS; do
   mkdir -p "$TREE/functions/$f"

@@ -1,9 +1,10 @@
 //! Delivery: deciding, rendering and sending messages. `decision` is the one answer to "may we
 //! send this message to this contact on this channel now?"; `providers` builds the HTTP
 //! requests of each channel's provider and reads their answers; `receipts` reads providers'
-//! delivery reports; `ab` judges A/B tests.
+//! delivery reports; `ab` judges A/B tests; `batch` orders a queue batch's sends into rounds.
 
 pub mod ab;
+pub mod batch;
 pub mod compose;
 pub mod decision;
 pub mod providers;

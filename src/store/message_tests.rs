@@ -162,3 +162,326 @@ fn a_significant_winner_is_rolled_out_once_when_the_plan_says_so() {
         .unwrap()
         .is_empty());
 }
+
+// --- a queue batch at a time ---------------------------------------------------------------------
+
+/// Runs one SQL statement of test set-up.
+fn exec(db: &Sqlite, sql: &'static str, params: Vec<super::Value>) {
+    use super::{Db, Statement};
+    block_on(db.execute(&Statement::new(sql, params))).unwrap();
+}
+
+/// A contact with an email address (and a phone when `phone_status` is given), attributes and
+/// an optional email grant at `granted_at`.
+fn contact(
+    db: &Sqlite,
+    id: &str,
+    attributes: &str,
+    granted_at: Option<i64>,
+    phone_status: Option<&str>,
+) {
+    exec(
+        db,
+        "INSERT INTO contacts (id, workspace, first_seen_at, last_seen_at, created_at, updated_at, \
+         attributes, email_index, phone_index, phone_status) \
+         VALUES (?1, 'default', 1, 1, 1, 1, ?2, 'ix_' || ?1, CASE WHEN ?3 IS NULL THEN NULL ELSE 'px_' || ?1 END, ?4)",
+        vec![
+            id.into(),
+            attributes.into(),
+            phone_status.map(|_| 1).into(),
+            phone_status.filter(|s| !s.is_empty()).into(),
+        ],
+    );
+    if let Some(at) = granted_at {
+        exec(
+            db,
+            "INSERT INTO consents (workspace, id, contact_id, channel, purpose, granted, source, recorded_at) \
+             VALUES ('default', 'k_' || ?1, ?1, 'email', 'marketing', 1, 'form', ?2)",
+            vec![id.into(), at.into()],
+        );
+    }
+}
+
+/// A marketing email to `to` claimed at `sent_at` in `state`.
+fn sent_mail(db: &Sqlite, id: &str, to: &str, state: &str, sent_at: Millis) {
+    exec(
+        db,
+        "INSERT INTO messages (workspace, id, idempotency_key, contact_id, channel, kind, state, \
+         created_at, updated_at, sent_at) VALUES ('default', ?1, ?1, ?2, 'email', 'marketing', ?3, 1, 1, ?4)",
+        vec![id.into(), to.into(), state.into(), sent_at.into()],
+    );
+}
+
+#[test]
+fn a_batch_of_decisions_reads_what_each_decision_would_read_alone() {
+    use super::{consent, contacts, tags};
+    let db = Sqlite::open_with_project_schema().unwrap();
+    let week = 7 * Millis::DAY;
+    contact(
+        &db,
+        "c_a",
+        r#"{"timezone": "+02:00"}"#,
+        Some(T0.0 - 10),
+        Some(""),
+    );
+    contact(&db, "c_b", "{}", None, Some("invalid"));
+    contact(&db, "c_c", "{}", Some(T0.0 + 10), None);
+    sent_mail(&db, "m_old", "c_a", "sent", T0.plus(-week - 1));
+    sent_mail(&db, "m_in", "c_a", "delivered", T0.plus(-Millis::HOUR));
+    sent_mail(&db, "m_failed", "c_a", "failed", T0.plus(-Millis::HOUR));
+    sent_mail(&db, "m_self", "c_a", "sending", T0.plus(-1));
+    sent_mail(&db, "m_b", "c_b", "sent", T0.plus(-2));
+    exec(
+        &db,
+        "INSERT INTO events (workspace, id, contact_id, name, occurred_at, received_at) \
+         VALUES ('default', 'e_1', 'c_b', 'sales_contacted', ?1, ?1), ('default', 'e_2', 'c_b', 'sales_contacted', ?2, ?2)",
+        vec![T0.plus(-Millis::DAY).into(), T0.plus(Millis::DAY).into()],
+    );
+    exec(
+        &db,
+        "INSERT INTO tags (workspace, contact_id, tag, kind, value, updated_at) VALUES \
+         ('default', 'c_a', 'industry', 'static', 'finance', 1), ('default', 'c_a', 'rfm_r', 'value', '5', 1), \
+         ('default', 'c_c', 'industry', 'static', 'retail', 1)",
+        vec![],
+    );
+    exec(
+        &db,
+        "INSERT INTO consents (workspace, id, contact_id, channel, purpose, granted, source, recorded_at) \
+         VALUES ('default', 'k_b_sms', 'c_b', 'sms', 'marketing', 1, 'form', 1)",
+        vec![],
+    );
+    // (contact, channel, message, now): one twice, one unknown, one before its grant.
+    let asks = [
+        ("c_a", Channel::Email, "m_self", T0),
+        ("c_a", Channel::Email, "m_new", T0),
+        ("c_b", Channel::Email, "m_new2", T0),
+        ("c_b", Channel::Sms, "m_new3", T0),
+        ("c_c", Channel::Email, "m_new4", T0),
+        ("c_c", Channel::Email, "m_new5", T0.plus(20)),
+        ("c_x", Channel::Email, "m_new6", T0),
+    ];
+    let consent_asks: Vec<_> = asks.iter().map(|a| (a.0, a.1, a.3)).collect();
+    let many = block_on(consent::may_market_many(&db, "default", &consent_asks)).unwrap();
+    let alone: Vec<_> = asks
+        .iter()
+        .map(|a| block_on(consent::may_market(&db, "default", a.0, a.1, a.3)).unwrap())
+        .collect();
+    assert_eq!(many, alone);
+    assert_eq!(many[0], Ok(()));
+    assert_eq!(many[3], Err(crate::consent::Refusal::ContactPointUnusable));
+    assert_ne!(many[4], many[5], "a grant counts from its time on");
+
+    let fact_asks: Vec<_> = asks
+        .iter()
+        .map(|a| messages::FactsAsk {
+            contact: a.0,
+            channel: a.1.as_str(),
+            message_id: a.2,
+            now: a.3,
+        })
+        .collect();
+    let many = block_on(messages::facts_many(&db, "default", &fact_asks, week)).unwrap();
+    assert_eq!(many.len(), asks.len());
+    for (a, f) in asks.iter().zip(&many) {
+        let one = block_on(messages::facts(
+            &db,
+            "default",
+            a.0,
+            a.1.as_str(),
+            a.2,
+            week,
+            a.3,
+        ))
+        .unwrap();
+        let sorted = |r: &[Millis]| {
+            let mut r = r.to_vec();
+            r.sort();
+            r
+        };
+        assert_eq!(sorted(&f.recent), sorted(&one.recent), "{a:?}");
+        assert_eq!(
+            (f.utc_offset_min, f.last_sales_contact),
+            (one.utc_offset_min, one.last_sales_contact),
+            "{a:?}"
+        );
+    }
+    assert_eq!(
+        many[0].recent,
+        [T0.plus(-Millis::HOUR)],
+        "not itself, not failed, not old"
+    );
+    assert_eq!(many[1].recent.len(), 2);
+    assert_eq!(many[0].utc_offset_min, 120);
+    assert_eq!(many[2].last_sales_contact, Some(T0.plus(-Millis::DAY)));
+
+    let found = block_on(contacts::get_many(&db, "default", &["c_a", "c_c", "c_x"])).unwrap();
+    let mut ids: Vec<_> = found.iter().map(|c| c.id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["c_a", "c_c"]);
+    let c_a = found.iter().find(|c| c.id == "c_a").unwrap();
+    let mut one = block_on(contacts::get(&db, "default", "c_a"))
+        .unwrap()
+        .unwrap();
+    one.visitor_ids.clear();
+    assert_eq!(*c_a, one, "the same view, without visitor ids");
+
+    let by_contact = block_on(tags::of_contacts(&db, "default", &["c_a", "c_b", "c_c"])).unwrap();
+    for c in ["c_a", "c_b", "c_c"] {
+        assert_eq!(
+            by_contact.get(c).cloned().unwrap_or_default(),
+            block_on(tags::of_contact(&db, "default", c)).unwrap(),
+            "{c}"
+        );
+    }
+    assert_eq!(by_contact["c_a"].len(), 2);
+}
+
+fn claim<'a>(id: &'a str, now: Millis, variant: &'a str) -> Transition<'a> {
+    Transition {
+        id,
+        from: OPEN_STATES,
+        to: "sending",
+        reason: None,
+        next_attempt_at: None,
+        provider_id: None,
+        variant: Some(variant),
+        attempt: true,
+        now,
+    }
+}
+
+#[test]
+fn a_batch_of_claims_wins_each_open_message_once_and_records_each_change() {
+    let db = Sqlite::open_with_project_schema().unwrap();
+    for id in ["m_1", "m_2", "m_3"] {
+        enqueue(&db, id, id);
+    }
+    assert!(to(&db, "m_3", OPEN_STATES, "suppressed", None));
+    let later = T0.plus(5);
+    let changes = [
+        claim("m_1", T0, "a"),
+        claim("m_2", later, "b"),
+        claim("m_3", T0, "a"),
+        claim("m_1", T0, "a"),
+        claim("m_unknown", T0, "a"),
+    ];
+    let mut won = block_on(messages::transition_many(&db, &changes)).unwrap();
+    won.sort();
+    assert_eq!(won, ["m_1", "m_2"], "open ones, each once");
+    assert!(
+        block_on(messages::transition_many(&db, &changes[..2]))
+            .unwrap()
+            .is_empty(),
+        "a second delivery of the batch claims nothing"
+    );
+    let m2 = block_on(messages::get(&db, "m_2")).unwrap().unwrap();
+    assert_eq!(
+        (m2.state.as_str(), m2.attempts, m2.variant.as_deref()),
+        ("sending", 1, Some("b"))
+    );
+    assert_eq!(
+        m2.sent_at,
+        Some(later.rfc3339()),
+        "each message at its own time"
+    );
+
+    // Outcomes (from `sending`) and holds (from the open states) in one call.
+    let outcomes = [
+        Transition {
+            provider_id: Some("sg-1"),
+            variant: None,
+            attempt: false,
+            from: "('sending')",
+            to: "sent",
+            ..claim("m_1", T0.plus(10), "")
+        },
+        Transition {
+            reason: Some("http_500"),
+            next_attempt_at: Some(T0.plus(30_000)),
+            variant: None,
+            attempt: false,
+            from: "('sending')",
+            to: "retry",
+            ..claim("m_2", T0.plus(10), "")
+        },
+        Transition {
+            reason: Some("frequency_cap"),
+            variant: None,
+            attempt: false,
+            to: "deferred",
+            ..claim("m_3", T0.plus(10), "")
+        },
+    ];
+    let mut moved = block_on(messages::transition_many(&db, &outcomes)).unwrap();
+    moved.sort();
+    assert_eq!(moved, ["m_1", "m_2"], "m_3 was no longer open");
+    let m1 = block_on(messages::get(&db, "m_1")).unwrap().unwrap();
+    assert_eq!(
+        (
+            m1.state.as_str(),
+            m1.provider_id.as_deref(),
+            m1.variant.as_deref()
+        ),
+        ("sent", Some("sg-1"), Some("a"))
+    );
+    assert_eq!(m1.sent_at, Some(T0.rfc3339()), "the claim's time stays");
+    let m2 = block_on(messages::get(&db, "m_2")).unwrap().unwrap();
+    assert_eq!(
+        (m2.state.as_str(), m2.reason.as_deref(), m2.attempts),
+        ("retry", Some("http_500"), 1)
+    );
+    assert_eq!(m2.next_attempt_at, Some(T0.plus(30_000).rfc3339()));
+    let states = |id| -> Vec<(String, i64)> {
+        block_on(messages::history(&db, id))
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h["state"].as_str().unwrap().to_string(),
+                    h["attempt"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(states("m_1"), [("sending".into(), 1), ("sent".into(), 1)]);
+    assert_eq!(states("m_2"), [("sending".into(), 1), ("retry".into(), 1)]);
+    assert_eq!(states("m_3"), [("suppressed".to_string(), 0)]);
+    assert!(block_on(messages::transition_many(&db, &[]))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_batch_reads_the_winners_of_its_template_versions_only() {
+    let db = Sqlite::open_with_project_schema().unwrap();
+    block_on(messages::declare_winner(
+        &db,
+        "default",
+        "whitepaper",
+        1,
+        "b",
+        T0,
+    ))
+    .unwrap();
+    block_on(messages::declare_winner(
+        &db,
+        "default",
+        "whitepaper",
+        2,
+        "a",
+        T0,
+    ))
+    .unwrap();
+    block_on(messages::declare_winner(
+        &db, "default", "other", 1, "b", T0,
+    ))
+    .unwrap();
+    let winners = block_on(messages::ab_winners(
+        &db,
+        "default",
+        &[("whitepaper", 1), ("welcome-sms", 1)],
+    ))
+    .unwrap();
+    assert_eq!(winners.len(), 1);
+    assert_eq!(winners[&("whitepaper".to_string(), 1)], "b");
+}

@@ -469,3 +469,158 @@ pub async fn auto_rollout(
     }
     Ok(declared)
 }
+
+// --- a queue batch at a time -------------------------------------------------------------------
+// deliver decides, claims and records a whole queue batch with one statement per step instead
+// of one per message: the same rules and the same compare-and-set as above, in a few round trips.
+
+/// One decision's question for [`facts_many`]: about `message_id`, to `contact` on `channel`,
+/// at `now`.
+pub struct FactsAsk<'a> {
+    pub contact: &'a str,
+    pub channel: &'a str,
+    pub message_id: &'a str,
+    pub now: Millis,
+}
+
+// One row per ask (?2: a JSON array of [contact, channel, message id, now]), each with what
+// `facts` reads for it: the contact's time zone, the last sales contact before now, and the
+// channel's marketing sends in the cap window before now, other than the message itself.
+const FACTS_MANY: &str = "SELECT a.key AS ask, json_extract(c.attributes, '$.timezone') AS tz, \
+    (SELECT max(occurred_at) FROM events e WHERE e.workspace = c.workspace AND e.contact_id = c.id \
+       AND e.name = 'sales_contacted' AND e.occurred_at <= a.at) AS sales, \
+    (SELECT json_group_array(m.sent_at) FROM messages m WHERE m.workspace = ?1 \
+       AND m.contact_id = a.contact AND m.channel = a.channel AND m.kind = 'marketing' \
+       AND m.id <> a.message AND m.state IN ('sending', 'sent', 'delivered') \
+       AND m.sent_at > a.at - ?3 AND m.sent_at <= a.at) AS recent \
+    FROM (SELECT key, json_extract(value, '$[0]') AS contact, json_extract(value, '$[1]') AS channel, \
+            json_extract(value, '$[2]') AS message, json_extract(value, '$[3]') AS at \
+          FROM json_each(?2)) a \
+    LEFT JOIN contacts c ON c.workspace = ?1 AND c.id = a.contact";
+
+/// [`facts`] for many decisions in one round trip; answers in the order asked.
+pub async fn facts_many(
+    db: &impl Db,
+    workspace: &str,
+    asks: &[FactsAsk<'_>],
+    window_ms: i64,
+) -> Result<Vec<Facts>, Error> {
+    if asks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<Json> = asks
+        .iter()
+        .map(|a| json!([a.contact, a.channel, a.message_id, a.now.0]))
+        .collect();
+    let rows = db
+        .query(&Statement::new(
+            FACTS_MANY,
+            vec![
+                workspace.into(),
+                Json::from(list).to_string().into(),
+                window_ms.into(),
+            ],
+        ))
+        .await?;
+    let mut facts: Vec<Option<Facts>> = asks.iter().map(|_| None).collect();
+    for r in &rows {
+        let slot = r
+            .int("ask")
+            .and_then(|i| facts.get_mut(usize::try_from(i).ok()?));
+        if let Some(slot) = slot {
+            *slot = Some(Facts {
+                recent: r
+                    .text("recent")
+                    .and_then(|t| serde_json::from_str::<Vec<i64>>(&t).ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Millis)
+                    .collect(),
+                utc_offset_min: utc_offset_min(r.text("tz").as_deref()),
+                last_sales_contact: r.int("sales").map(Millis),
+            });
+        }
+    }
+    facts
+        .into_iter()
+        .map(|f| f.ok_or_else(|| Error::Store("facts_many: an ask without its row".into())))
+        .collect()
+}
+
+/// The declared A/B winners of several template versions in one round trip, by (template,
+/// version); versions without a winner are absent.
+pub async fn ab_winners(
+    db: &impl Db,
+    workspace: &str,
+    templates: &[(&str, i64)],
+) -> Result<std::collections::HashMap<(String, i64), String>, Error> {
+    if templates.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<&str> = templates.iter().map(|t| t.0).collect();
+    let rows = db
+        .query(&Statement::new(
+            "SELECT template_id, template_version, variant FROM ab_winners \
+             WHERE workspace = ?1 AND template_id IN (SELECT value FROM json_each(?2))",
+            vec![workspace.into(), super::id_list(&ids)],
+        ))
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let key = (r.text("template_id")?, r.int("template_version")?);
+            Some((key, r.text("variant")?))
+        })
+        .filter(|((id, version), _)| templates.contains(&(id.as_str(), *version)))
+        .collect())
+}
+
+/// Many [`Transition`]s, one statement per distinct `from` (usually one): each applied only if
+/// its message is still in its `from` states, exactly as [`transition`] applies one. Returns the
+/// ids of the messages this call changed — the only ones it may go on with (a claim that is not
+/// among them belongs to another delivery). A message named twice is changed at most once.
+pub async fn transition_many(
+    db: &impl Db,
+    changes: &[Transition<'_>],
+) -> Result<Vec<String>, Error> {
+    let mut froms: Vec<&'static str> = changes.iter().map(|t| t.from).collect();
+    froms.sort_unstable();
+    froms.dedup();
+    let mut changed = Vec::new();
+    for from in froms {
+        let list: Vec<Json> = changes
+            .iter()
+            .filter(|t| t.from == from)
+            .map(|t| {
+                json!({"id": t.id, "to": t.to, "reason": t.reason, "next": t.next_attempt_at.map(|m| m.0),
+                       "provider": t.provider_id, "variant": t.variant, "attempt": i64::from(t.attempt),
+                       "at": t.now.0})
+            })
+            .collect();
+        // The RETURNING list, not the change count, says which rows this statement moved: D1's
+        // count includes the history trigger's rows and is one number for the whole list. The
+        // state test is written `+state` so SQLite walks the list and finds each message by its
+        // key, rather than walking every open message (the state index) for each entry.
+        let sql = format!(
+            "UPDATE messages SET state = t.next_state, reason = t.next_reason, \
+             next_attempt_at = t.next_attempt, provider_id = COALESCE(t.next_provider, provider_id), \
+             variant = COALESCE(t.next_variant, variant), attempts = attempts + t.bump, \
+             updated_at = t.at, sent_at = CASE WHEN t.next_state = 'sending' THEN t.at ELSE sent_at END \
+             FROM (SELECT json_extract(value, '$.id') AS message, json_extract(value, '$.to') AS next_state, \
+                     json_extract(value, '$.reason') AS next_reason, json_extract(value, '$.next') AS next_attempt, \
+                     json_extract(value, '$.provider') AS next_provider, \
+                     json_extract(value, '$.variant') AS next_variant, \
+                     json_extract(value, '$.attempt') AS bump, json_extract(value, '$.at') AS at \
+                   FROM json_each(?1)) AS t \
+             WHERE messages.id = t.message AND +messages.state IN {from} RETURNING id"
+        );
+        let rows = db
+            .query(&Statement::new(
+                sql,
+                vec![Json::from(list).to_string().into()],
+            ))
+            .await?;
+        changed.extend(rows.iter().filter_map(|r| r.text("id")));
+    }
+    Ok(changed)
+}

@@ -1,18 +1,20 @@
 //! deliver: the outbox's sender. Each `sends` queue message names an outbox message; deliver
 //! asks the decision (consent, caps, quiet hours, sales), renders the template, sends through
 //! the channel's provider over HTTP and moves the message's state — every move a
-//! compare-and-set, so a redelivery never sends twice. Providers' receipts arrive at `/r/*`.
+//! compare-and-set, so a redelivery never sends twice. A queue batch is handled a round at a
+//! time (`send`), with one D1 round trip per step for the round. Providers' receipts arrive at
+//! `/r/*`.
 
 mod config;
 mod outbound;
 mod receipts;
 mod send;
 
-use futures_util::future::join_all;
-use kindling::delivery::SendOrder;
+use kindling::delivery::{batch, SendOrder};
+use kindling::store::messages::Message;
 use kindling_edge::d1::D1;
 use kindling_edge::http;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use worker::*;
 
 #[event(start)]
@@ -47,48 +49,72 @@ async fn queue(batch: MessageBatch<String>, env: Env, _ctx: Context) -> Result<(
             }
         }
     }
-    // The batch's messages in one read, then grouped by contact and channel: groups go out
-    // concurrently, a group's messages one after another, so the frequency cap sees each send
-    // of the same person on the same channel before deciding the next.
+    // The batch's messages in one read; unknown ids cannot become known later: acknowledged.
     let ids: Vec<String> = orders.iter().map(|(o, _)| o.id.clone()).collect();
-    let loaded = match kindling::store::messages::get_many(&db, &ids).await {
-        Ok(l) => l,
-        Err(e) => return Err(Error::RustError(e.to_string())),
-    };
-    let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-    for (i, (o, _)) in orders.iter().enumerate() {
-        let key = loaded.iter().find(|m| m.id == o.id).map_or_else(
-            || (String::new(), o.id.clone()),
-            |m| (m.contact_id.clone(), m.channel.clone()),
-        );
-        groups.entry(key).or_default().push(i);
+    let loaded = kindling::store::messages::get_many(&db, &ids)
+        .await
+        .map_err(|e| Error::RustError(e.to_string()))?;
+    let by_id: HashMap<&str, &Message> = loaded.iter().map(|m| (m.id.as_str(), m)).collect();
+    let mut known = Vec::new();
+    for (order, raw) in &orders {
+        match by_id.get(order.id.as_str()) {
+            Some(m) => known.push((send::Pending { order, message: m }, *raw)),
+            None => raw.ack(),
+        }
     }
-    let (db, cfg, env, orders, loaded) = (&db, &cfg, &env, &orders, &loaded);
-    let results = join_all(groups.into_values().map(|members| async move {
-        let mut sent = 0usize;
-        for i in members {
-            let (order, raw) = &orders[i];
-            let m = loaded.iter().find(|m| m.id == order.id).cloned();
-            // A failure of one message (D1 unavailable) retries that one only; the state
-            // machine makes the retry harmless.
-            match send::process(env, db, cfg, order, m).await {
-                Ok(s) => {
-                    sent += usize::from(s);
-                    raw.ack();
-                }
-                Err(e) => {
-                    console_error!("message {}: {e}", order.id);
-                    raw.retry();
-                }
+    // Rounds, one after another: a round is decided, claimed, sent and recorded as a whole, so
+    // the frequency cap of a later round sees the sends of the earlier ones.
+    let lanes: Vec<_> = known
+        .iter()
+        .map(|(p, _)| {
+            let m = p.message;
+            let lane = batch::lane(&m.kind, &m.contact_id, &m.channel, &m.id);
+            (m.workspace.as_str(), lane)
+        })
+        .collect();
+    let mut sent = 0;
+    for (k, round) in batch::rounds(&lanes).into_iter().enumerate() {
+        let pending: Vec<&send::Pending> = round.iter().map(|&i| &known[i].0).collect();
+        // A failure (D1 unavailable) retries the round's queue messages; the state machine
+        // makes the retry harmless.
+        match run_round(&env, &db, &cfg, &pending, k > 0).await {
+            Ok(n) => {
+                sent += n;
+                round.iter().for_each(|&i| known[i].1.ack());
+            }
+            Err(e) => {
+                console_error!("a round of {} messages: {e}", round.len());
+                round.iter().for_each(|&i| known[i].1.retry());
             }
         }
-        sent
-    }))
-    .await;
-    console_log!(
-        "deliver: batch of {} done, {} sent",
-        orders.len(),
-        results.iter().sum::<usize>()
-    );
+    }
+    console_log!("deliver: batch of {} done, {sent} sent", orders.len());
     Ok(())
+}
+
+/// One round. A round after the first reads its messages again: an earlier round may have moved
+/// them (of a retry ordered twice, only the first order makes the try).
+async fn run_round(
+    env: &Env,
+    db: &D1,
+    cfg: &config::Config,
+    pending: &[&send::Pending<'_>],
+    reload: bool,
+) -> std::result::Result<usize, kindling::Error> {
+    if !reload {
+        return send::round(env, db, cfg, pending).await;
+    }
+    let ids: Vec<String> = pending.iter().map(|p| p.order.id.clone()).collect();
+    let fresh = kindling::store::messages::get_many(db, &ids).await?;
+    let reloaded: Vec<send::Pending> = pending
+        .iter()
+        .filter_map(|p| {
+            let message = fresh.iter().find(|m| m.id == p.order.id)?;
+            Some(send::Pending {
+                order: p.order,
+                message,
+            })
+        })
+        .collect();
+    send::round(env, db, cfg, &reloaded.iter().collect::<Vec<_>>()).await
 }
