@@ -11,6 +11,8 @@
 #   6. a burst of form submissions with repeated people (bench/forms.mjs)
 #   7. rescoring 100,000 contacts / 2,000,000 events after a model change (bench/recompute.sh)
 #   9. deliver's throughput to the local provider sink (bench/deliver.sh)
+#  10–12. journeys: steps/s draining 100,000 due enrollments, D1 statements per step, a tick's
+#      cost over 10,000 vs 100,000 contacts with the same work due (bench/journeys.sh)
 #
 # Starts the project stack on 28787.. (track 28787, engine 28789, deliver 28790, api 28791,
 # provider sink 28792) and the baseline
@@ -168,6 +170,9 @@ percent from run to run here; they are given for context only.
 | 7. rescoring after a model change: $(get RESCORE_CONTACTS) contacts, $(get RESCORE_EVENTS) events, events/s | – | $(get RESCORE_EVENTS_PER_S) | – | bounded ticks, none near the CPU limit (largest tick ≤ 30 s) | $(le "$(get RESCORE_MAX_TICK_S)" 30) |
 | 8. send decisions/s, one thread (consent, cap, quiet hours, sales) | – | $(int "${core_decisions_per_s:-0}") | – | ≥ 1,000,000 | $(ge "${core_decisions_per_s:-0}" 1000000) |
 | 9. deliver: emails/s from the outbox to the local sink ($(get DELIVER_N), 100 recipients) | $(int "$(get DELIVER_SINK_BASELINE)") | $(int "$(get DELIVER_RATE)") | $(div "$(get DELIVER_RATE)" "$(get DELIVER_SINK_BASELINE)") | ≥ 500 messages/s | $(ge "$(get DELIVER_RATE)" 500) |
+| 10. journeys: steps/s, draining $(get JOURNEY_DRAIN) due enrollments (4 steps each) | – | $(int "$(get JOURNEY_STEPS_PER_S)") | – | ≥ 2,000 steps/s | $(ge "$(get JOURNEY_STEPS_PER_S)" 2000) |
+| 11. journeys: D1 statements per step (claims, facts and writes) | – | $(get JOURNEY_STATEMENTS_PER_STEP) | – | ≤ 2 | $(le "$(get JOURNEY_STATEMENTS_PER_STEP)" 2) |
+| 12. journeys: a tick's journey pass with $(get JOURNEY_SAME_DUE) due enrollments, $(get JOURNEY_LARGE_CONTACTS) vs $(get JOURNEY_SMALL_CONTACTS) contacts | $(get JOURNEY_SMALL_PASS_MS) ms | $(get JOURNEY_LARGE_PASS_MS) ms | $(div "$(get JOURNEY_LARGE_PASS_MS)" "$(get JOURNEY_SMALL_PASS_MS)") | grows with the work due, not the base (≤ 1.5) | $(le "$(div "$(get JOURNEY_LARGE_PASS_MS)" "$(get JOURNEY_SMALL_PASS_MS)")" 1.5) |
 
 ## 1. track over HTTP vs a minimal worker
 
@@ -385,6 +390,28 @@ the same number of requests straight to the sink, 50 in flight.
 | the sink alone, requests/s | $(get DELIVER_SINK_BASELINE) |
 | wall time from the first cron trigger to the last message | $(get DELIVER_WALL_S) s |
 
+## 10–12. Journeys
+
+\`bench/journeys.sh\` publishes a benchmark journey of four steps and a wait (a condition on the
+score, a tag, a field, a week's wait: every step is journey work and no message floods deliver),
+writes contacts and due enrollments straight into the local D1 file (enrolment through the queue
+is what the integration tests cover) and triggers engine's cron with scheduled times. The journey
+pass's own time and statement count come from engine's log (a tick also runs scoring, stages,
+tags and cleaning).
+
+| what | result |
+|---|---|
+| an empty tick (nothing due), wall | $(get JOURNEY_EMPTY_TICK_S) s |
+| $(get JOURNEY_SAME_DUE) due enrollments among $(get JOURNEY_SMALL_CONTACTS) contacts: tick, journey pass | $(get JOURNEY_SMALL_TICK_S) s, $(get JOURNEY_SMALL_PASS_MS) ms ($(get JOURNEY_SMALL_STEPS) steps) |
+| $(get JOURNEY_SAME_DUE) due enrollments among $(get JOURNEY_LARGE_CONTACTS) contacts: tick, journey pass | $(get JOURNEY_LARGE_TICK_S) s, $(get JOURNEY_LARGE_PASS_MS) ms ($(get JOURNEY_LARGE_STEPS) steps) |
+| the drain: $(get JOURNEY_DRAIN) due enrollments, $(get JOURNEY_DRAIN_STEPS) steps | $(get JOURNEY_DRAIN_TICKS) ticks, $(get JOURNEY_DRAIN_S) s of tick time |
+| steps per second of tick time / of journey-pass time | $(get JOURNEY_STEPS_PER_S) / $(get JOURNEY_PASS_STEPS_PER_S) |
+| slowest tick, wall / CPU of engine's workerd processes (which also run local D1) | $(get JOURNEY_MAX_TICK_S) s / $(get JOURNEY_MAX_TICK_CPU_S) s (the limit: 30 s) |
+| D1 statements per step | $(get JOURNEY_STATEMENTS_PER_STEP) |
+
+Mautic's users report about 21 scheduled events per second, and campaigns of 100k contacts
+taking hours.
+
 ## Rerun
 
 \`make bench\` (or \`bench/run.sh\`). It installs wrk if missing, builds the functions if track is
@@ -481,7 +508,9 @@ put TRACK_WASM "$(wc -c <"$TREE/functions/track/build/index_bg.wasm")"
 put TRACK_WASM_GZ "$(gz "$TREE/functions/track/build/index_bg.wasm")"
 
 say "starting the stack on $BASE_PORT.. (state in target/bench-state/stack)"
-LOG="$STATE/stack.out" start_group "$TREE/scripts/stack.sh" "$STATE/stack" "$BASE_PORT"
+# Without the seeded journeys: the forms and delivery benchmarks measure their own messages,
+# not the welcome series their contacts would start; the journey benchmark publishes its own.
+KINDLING_SEED_JOURNEYS=0 LOG="$STATE/stack.out" start_group "$TREE/scripts/stack.sh" "$STATE/stack" "$BASE_PORT"
 for _ in $(seq 1 360); do
   grep -q '^stack: ready' "$STATE/stack.out" && break
   kill -0 "${PGIDS[0]}" 2>/dev/null || { cat "$STATE/stack.out"; die "the stack exited"; }
@@ -670,6 +699,12 @@ FORMS_URL="http://127.0.0.1:$((BASE_PORT + 1))" API_URL="$API" TOKEN="$TOKEN" \
   node "$BENCH/forms.mjs" "$FORMS_N" "$FORMS_PEOPLE" "$FORMS_IN_FLIGHT" >"$STATE/forms.txt" 2>"$STATE/forms.log" \
   || { cat "$STATE/forms.log"; die "the forms benchmark failed"; }
 while IFS='=' read -r k v; do put "$k" "$v"; done <"$STATE/forms.txt"
+
+# --- 10–12. journeys (before rescoring fills the base with 100,000 more contacts) -----------
+say "journeys: 5,000 due over 10,000 and 100,000 contacts, then 100,000 due enrollments drained"
+"$BENCH/journeys.sh" "$STATE/stack" "$API" "http://127.0.0.1:$((BASE_PORT + 2))" "$TOKEN" \
+  >"$STATE/journeys.txt" 2>"$STATE/journeys.log" || { cat "$STATE/journeys.log"; die "the journey benchmark failed"; }
+while IFS='=' read -r k v; do put "$k" "$v"; done <"$STATE/journeys.txt"
 
 # --- 7. rescoring after a model change ---------------------------------------------------------
 say "rescoring: $RESCORE_CONTACTS contacts with $((RESCORE_CONTACTS * 20)) events, then a model change"
