@@ -67,7 +67,19 @@ pub struct Situation<'a> {
     pub utc_offset_min: i32,
     /// The last time a salesperson contacted the person, if ever.
     pub last_sales_contact: Option<Millis>,
+    /// The journey's own cap, when the message comes from a journey that has one.
+    pub journey_cap: Option<JourneyCap<'a>>,
     pub now: Millis,
+}
+
+/// A journey's own frequency cap (`frequency_cap` in its definition), on top of the global one:
+/// at most `max` of the journey's marketing messages on this channel within `window_ms`.
+#[derive(Debug, Clone, Copy)]
+pub struct JourneyCap<'a> {
+    pub max: u32,
+    pub window_ms: i64,
+    /// Send times of this journey's marketing messages on the channel to the contact.
+    pub recent: &'a [Millis],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,6 +87,7 @@ pub struct Situation<'a> {
 pub enum Reason {
     Consent(Refusal),
     FrequencyCap,
+    JourneyFrequencyCap,
     QuietHours,
     SalesContact,
 }
@@ -84,6 +97,7 @@ impl Reason {
         match self {
             Reason::Consent(r) => r.as_str(),
             Reason::FrequencyCap => "frequency_cap",
+            Reason::JourneyFrequencyCap => "journey_frequency_cap",
             Reason::QuietHours => "quiet_hours",
             Reason::SalesContact => "sales_contact",
         }
@@ -131,9 +145,15 @@ pub fn decide(policy: &Policy, s: &Situation<'_>) -> Decision {
                 first.get_or_insert(Reason::SalesContact);
             }
         }
-        if let Some(until) = cap_frees_at(policy, s.recent, at) {
+        if let Some(until) = cap_frees_at(policy.cap, policy.cap_window_ms, s.recent, at) {
             at = until;
             first.get_or_insert(Reason::FrequencyCap);
+        }
+        if let Some(j) = &s.journey_cap {
+            if let Some(until) = cap_frees_at(j.max, j.window_ms, j.recent, at) {
+                at = until;
+                first.get_or_insert(Reason::JourneyFrequencyCap);
+            }
         }
         if let Some(until) = quiet_ends_at(policy, s.utc_offset_min, at) {
             at = until;
@@ -149,22 +169,23 @@ pub fn decide(policy: &Policy, s: &Situation<'_>) -> Decision {
     }
 }
 
-/// When a send at `at` would be within the cap again: None if it already is.
-fn cap_frees_at(policy: &Policy, recent: &[Millis], at: Millis) -> Option<Millis> {
-    if policy.cap == 0 {
+/// When a send at `at` would be within a cap of `cap` per `window_ms` again: None if it
+/// already is.
+fn cap_frees_at(cap: u32, window_ms: i64, recent: &[Millis], at: Millis) -> Option<Millis> {
+    if cap == 0 {
         return None;
     }
-    let window_start = at.0 - policy.cap_window_ms;
+    let window_start = at.0 - window_ms;
     let in_window = recent
         .iter()
         .filter(|t| t.0 > window_start && t.0 <= at.0)
         .count();
-    if (in_window as u32) < policy.cap {
+    if (in_window as u32) < cap {
         return None;
     }
     // The send that must leave the window: the (in_window - cap + 1)-th oldest inside it.
     let mut leaving = i64::MAX;
-    let need = in_window - policy.cap as usize + 1;
+    let need = in_window - cap as usize + 1;
     // Small slices (a cap is a handful): find the need-th smallest without allocating.
     let mut floor = i64::MIN;
     for _ in 0..need {
@@ -176,7 +197,7 @@ fn cap_frees_at(policy: &Policy, recent: &[Millis], at: Millis) -> Option<Millis
             .unwrap_or(i64::MAX);
         floor = leaving;
     }
-    (leaving != i64::MAX).then(|| Millis(leaving + policy.cap_window_ms + 1))
+    (leaving != i64::MAX).then(|| Millis(leaving + window_ms + 1))
 }
 
 /// When the quiet hours around `at` end (local time), or None outside them.
@@ -255,8 +276,32 @@ mod tests {
             recent,
             utc_offset_min: 480,
             last_sales_contact: None,
+            journey_cap: None,
             now: at,
         }
+    }
+
+    #[test]
+    fn a_journeys_own_cap_defers_past_its_window() {
+        // The journey allows one message a week; its last went out two days ago. The global
+        // cap (2 a week) would allow this one.
+        let sent = [NOON_ISH.plus(-2 * Millis::DAY)];
+        let mut s = marketing(&sent, NOON_ISH);
+        s.journey_cap = Some(JourneyCap {
+            max: 1,
+            window_ms: 7 * Millis::DAY,
+            recent: &sent,
+        });
+        assert_eq!(
+            decide(&Policy::default(), &s),
+            Decision::Defer {
+                until: NOON_ISH.plus(5 * Millis::DAY + 1),
+                reason: Reason::JourneyFrequencyCap
+            }
+        );
+        // Without the journey's cap it goes now.
+        s.journey_cap = None;
+        assert_eq!(decide(&Policy::default(), &s), Decision::Send);
     }
 
     #[test]

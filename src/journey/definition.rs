@@ -271,6 +271,9 @@ pub struct Journey {
     pub goal: Option<EventMatch>,
     /// Leave (as `exited`) when one of these comes. Default: `unsubscribed`.
     pub exit_on: Vec<EventMatch>,
+    /// At most this many of this journey's marketing messages per channel per contact within
+    /// the window (ms), on top of the global cap; enforced by the send decision.
+    pub frequency_cap: Option<(u32, i64)>,
     pub start: String,
     pub nodes: BTreeMap<String, Node>,
 }
@@ -345,6 +348,7 @@ pub fn parse(
         "on_expire",
         "goal",
         "exit_on",
+        "frequency_cap",
         "start",
         "nodes",
     ];
@@ -398,6 +402,10 @@ pub fn parse(
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(Error::invalid("exit_on", "exit_on is a list of events")),
     };
+    let frequency_cap = match obj.get("frequency_cap") {
+        None | Some(Json::Null) => None,
+        Some(c) => Some(journey_cap(c)?),
+    };
     let raw_nodes = obj
         .get("nodes")
         .and_then(Json::as_object)
@@ -430,11 +438,31 @@ pub fn parse(
         on_expire,
         goal,
         exit_on,
+        frequency_cap,
         start,
         nodes,
     };
     check_graph(&journey)?;
     Ok(journey)
+}
+
+/// Longest window a journey's own cap may have (deliver reads that far back for it).
+pub const MAX_CAP_WINDOW_MS: i64 = 90 * Millis::DAY;
+
+/// `{"max": 1, "per": "7d"}`, read back by deliver with [`journey_cap`] too.
+pub fn journey_cap(v: &Json) -> Result<(u32, i64), Error> {
+    let max = v["max"]
+        .as_u64()
+        .filter(|m| (1..=50).contains(m))
+        .ok_or_else(|| Error::invalid("frequency_cap.max", "a whole number from 1 to 50"))?;
+    let per = duration(&v["per"], "frequency_cap.per")?;
+    if !(Millis::HOUR..=MAX_CAP_WINDOW_MS).contains(&per) {
+        return Err(Error::invalid(
+            "frequency_cap.per",
+            "a window from 1h to 90d",
+        ));
+    }
+    Ok((max as u32, per))
 }
 
 fn str_field<'a>(o: &'a Map<String, Json>, key: &str, at: &str) -> Result<&'a str, Error> {

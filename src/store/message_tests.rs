@@ -485,3 +485,59 @@ fn a_batch_reads_the_winners_of_its_template_versions_only() {
     assert_eq!(winners.len(), 1);
     assert_eq!(winners[&("whitepaper".to_string(), 1)], "b");
 }
+
+#[test]
+fn a_journeys_own_cap_and_its_recent_sends_reach_the_decision() {
+    let db = Sqlite::open_with_project_schema().unwrap();
+    let journey = r#"{"name": "capped", "entry": {"event": "x"}, "frequency_cap": {"max": 1, "per": "14d"},
+        "start": "a", "nodes": {"a": {"type": "send", "channel": "email", "template": "t"}}}"#;
+    let templates = |_: &str| Some("email".to_string());
+    block_on(super::journeys::save(
+        &db, "default", "capped", journey, &templates, T0,
+    ))
+    .unwrap();
+    for (id, journey_id, at) in [
+        ("m_j_old", Some("capped"), T0.plus(-3 * Millis::DAY)),
+        ("m_other", Some("another"), T0.plus(-Millis::DAY)),
+        ("m_plain", None, T0.plus(-2 * Millis::DAY)),
+    ] {
+        sent_mail(&db, id, "c_a", "sent", at);
+        exec(
+            &db,
+            "UPDATE messages SET journey_id = ?2 WHERE id = ?1",
+            vec![id.into(), journey_id.map(str::to_string).into()],
+        );
+    }
+    exec(
+        &db,
+        "INSERT INTO messages (workspace, id, idempotency_key, contact_id, channel, kind, journey_id, \
+         state, created_at, updated_at) VALUES ('default', 'm_next', 'm_next', 'c_a', 'email', 'marketing', \
+         'capped', 'queued', 1, 1)",
+        vec![],
+    );
+    let ask = |message_id| messages::FactsAsk {
+        contact: "c_a",
+        channel: "email",
+        message_id,
+        now: T0,
+    };
+    let f = block_on(messages::facts_many(
+        &db,
+        "default",
+        &[ask("m_next"), ask("m_plain")],
+        7 * Millis::DAY,
+    ))
+    .unwrap();
+    assert_eq!(f[0].journey_cap, Some((1, 14 * Millis::DAY)));
+    assert_eq!(
+        f[0].journey_recent,
+        [T0.plus(-3 * Millis::DAY)],
+        "only its journey's"
+    );
+    assert_eq!(
+        f[0].recent.len(),
+        3,
+        "the global cap counts every journey's"
+    );
+    assert_eq!((f[1].journey_cap, f[1].journey_recent.len()), (None, 0));
+}

@@ -271,15 +271,11 @@ pub struct Facts {
     pub recent: Vec<Millis>,
     pub utc_offset_min: i32,
     pub last_sales_contact: Option<Millis>,
+    /// The message's journey's own cap (max, window ms), if it has one, and the send times of
+    /// that journey's marketing messages on the channel within its window.
+    pub journey_cap: Option<(u32, i64)>,
+    pub journey_recent: Vec<Millis>,
 }
-
-const RECENT: &str = "SELECT sent_at FROM messages WHERE workspace = ?1 AND contact_id = ?2 \
-    AND channel = ?3 AND kind = 'marketing' AND id <> ?6 AND state IN ('sending', 'sent', 'delivered') \
-    AND sent_at > ?4 - ?5 AND sent_at <= ?4";
-const CONTACT_FACTS: &str = "SELECT json_extract(attributes, '$.timezone') AS tz, \
-    (SELECT max(occurred_at) FROM events e WHERE e.workspace = c.workspace AND e.contact_id = c.id \
-       AND e.name = 'sales_contacted' AND e.occurred_at <= ?3) AS sales \
-    FROM contacts c WHERE c.workspace = ?1 AND c.id = ?2";
 
 /// The frequency, time-zone and sales facts for a decision about `message_id`.
 pub async fn facts(
@@ -291,34 +287,16 @@ pub async fn facts(
     window_ms: i64,
     now: Millis,
 ) -> Result<Facts, Error> {
-    let recent = db
-        .query(&Statement::new(
-            RECENT,
-            vec![
-                workspace.into(),
-                contact.into(),
-                channel.into(),
-                now.into(),
-                window_ms.into(),
-                message_id.into(),
-            ],
-        ))
+    let ask = FactsAsk {
+        contact,
+        channel,
+        message_id,
+        now,
+    };
+    facts_many(db, workspace, &[ask], window_ms)
         .await?
-        .iter()
-        .filter_map(|r| r.int("sent_at").map(Millis))
-        .collect();
-    let c = db
-        .query(&Statement::new(
-            CONTACT_FACTS,
-            vec![workspace.into(), contact.into(), now.into()],
-        ))
-        .await?;
-    let row = c.first();
-    Ok(Facts {
-        recent,
-        utc_offset_min: utc_offset_min(row.and_then(|r| r.text("tz")).as_deref()),
-        last_sales_contact: row.and_then(|r| r.int("sales")).map(Millis),
-    })
+        .pop()
+        .ok_or_else(|| Error::Store("facts: no answer".into()))
 }
 
 /// Messages due at `now` — queued by a journey step (which sets `next_attempt_at` so the order
@@ -492,11 +470,18 @@ const FACTS_MANY: &str = "SELECT a.key AS ask, json_extract(c.attributes, '$.tim
     (SELECT json_group_array(m.sent_at) FROM messages m WHERE m.workspace = ?1 \
        AND m.contact_id = a.contact AND m.channel = a.channel AND m.kind = 'marketing' \
        AND m.id <> a.message AND m.state IN ('sending', 'sent', 'delivered') \
-       AND m.sent_at > a.at - ?3 AND m.sent_at <= a.at) AS recent \
+       AND m.sent_at > a.at - ?3 AND m.sent_at <= a.at) AS recent, \
+    (SELECT json_extract(j.definition, '$.frequency_cap') FROM journeys j \
+       WHERE j.workspace = ?1 AND j.id = a.journey) AS journey_cap, \
+    (SELECT json_group_array(m.sent_at) FROM messages m WHERE m.workspace = ?1 \
+       AND m.contact_id = a.contact AND m.channel = a.channel AND m.kind = 'marketing' \
+       AND m.id <> a.message AND m.state IN ('sending', 'sent', 'delivered') AND a.journey IS NOT NULL \
+       AND m.journey_id = a.journey AND m.sent_at > a.at - ?4 AND m.sent_at <= a.at) AS journey_recent \
     FROM (SELECT key, json_extract(value, '$[0]') AS contact, json_extract(value, '$[1]') AS channel, \
-            json_extract(value, '$[2]') AS message, json_extract(value, '$[3]') AS at \
+            json_extract(value, '$[2]') AS message, json_extract(value, '$[3]') AS at, \
+            (SELECT journey_id FROM messages WHERE id = json_extract(value, '$[2]')) AS journey \
           FROM json_each(?2)) a \
-    LEFT JOIN contacts c ON c.workspace = ?1 AND c.id = a.contact";
+    LEFT JOIN contacts c ON c.id = a.contact AND +c.workspace = ?1";
 
 /// [`facts`] for many decisions in one round trip; answers in the order asked.
 pub async fn facts_many(
@@ -519,6 +504,7 @@ pub async fn facts_many(
                 workspace.into(),
                 Json::from(list).to_string().into(),
                 window_ms.into(),
+                crate::journey::definition::MAX_CAP_WINDOW_MS.into(),
             ],
         ))
         .await?;
@@ -538,6 +524,18 @@ pub async fn facts_many(
                     .collect(),
                 utc_offset_min: utc_offset_min(r.text("tz").as_deref()),
                 last_sales_contact: r.int("sales").map(Millis),
+                // The definition was checked when saved; a cap that no longer reads is no cap.
+                journey_cap: r
+                    .text("journey_cap")
+                    .and_then(|t| serde_json::from_str::<Json>(&t).ok())
+                    .and_then(|c| crate::journey::definition::journey_cap(&c).ok()),
+                journey_recent: r
+                    .text("journey_recent")
+                    .and_then(|t| serde_json::from_str::<Vec<i64>>(&t).ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(Millis)
+                    .collect(),
             });
         }
     }

@@ -15,10 +15,10 @@
 //! `core-bench <workload>` (beacon, json, full, pixel, query, parse, plan, plan_unscored,
 //! classify, pixel_parse) runs only that one, e.g. under `perf record`.
 
-use kindling::consent::Refusal;
-use kindling::delivery::decision::{decide, Kind, Policy, Situation};
 use kindling::beacon;
 use kindling::bot::{classify, ClientHints, Traffic};
+use kindling::consent::Refusal;
+use kindling::delivery::decision::{decide, Kind, Policy, Situation};
 use kindling::event::IngestMessage;
 use kindling::pii::{PiiKeys, DEV_PII_KEY};
 use kindling::pixel::PixelQuery;
@@ -430,11 +430,20 @@ fn main() {
         .collect();
     let situations: Vec<Situation> = (0..10_000i64)
         .map(|i| Situation {
-            kind: if i % 10 == 0 { Kind::Transactional } else { Kind::Marketing },
-            consent: if i % 7 == 0 { Err(Refusal::Withdrawn) } else { Ok(()) },
+            kind: if i % 10 == 0 {
+                Kind::Transactional
+            } else {
+                Kind::Marketing
+            },
+            consent: if i % 7 == 0 {
+                Err(Refusal::Withdrawn)
+            } else {
+                Ok(())
+            },
             recent: &recent_pool[..(i % 5) as usize],
             utc_offset_min: if i % 2 == 0 { 480 } else { 0 },
             last_sales_contact: (i % 11 == 0).then(|| kindling::Millis(NOW.0 - i * 1000)),
+            journey_cap: None,
             now: kindling::Millis(NOW.0 + (i % 24) * kindling::Millis::HOUR),
         })
         .collect();

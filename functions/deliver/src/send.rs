@@ -9,7 +9,7 @@ use crate::outbound;
 use futures_util::future::{join_all, try_join, try_join3};
 use kindling::consent::Channel;
 use kindling::delivery::compose::{self, Links, Recipient};
-use kindling::delivery::decision::{decide, Decision, Kind, Policy, Situation};
+use kindling::delivery::decision::{decide, Decision, JourneyCap, Kind, Policy, Situation};
 use kindling::delivery::providers::{self, Email, Outcome, Provider};
 use kindling::delivery::{SendOrder, MAX_ATTEMPTS};
 use kindling::store::contacts::{self, ContactView};
@@ -157,6 +157,11 @@ async fn plan(db: &D1, workspace: &str, live: &[&Pending<'_>]) -> Core<Vec<Plan>
                 recent: &facts.recent,
                 utc_offset_min: facts.utc_offset_min,
                 last_sales_contact: facts.last_sales_contact,
+                journey_cap: facts.journey_cap.map(|(max, window_ms)| JourneyCap {
+                    max,
+                    window_ms,
+                    recent: &facts.journey_recent,
+                }),
                 now: live[i].order.at,
             },
         ));
