@@ -24,6 +24,7 @@ const CHROME: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.
 const LINK_KEY: &[u8] = b"dev-link-key";
 const RECEIPT_KEY: &str = "dev-receipt-key-0123456789";
 const WEBHOOK_SECRET: &str = "dev-webhook-secret";
+const TWILIO_AUTH_TOKEN: &str = "dev-sms-token";
 const MAIL: &str = "/v3/mail/send";
 const TWILIO: &str = "/2010-04-01/Accounts/ACdev/Messages.json";
 
@@ -582,13 +583,23 @@ pub fn sms_and_wecom_and_signed_webhooks_reach_their_providers(s: &Stack) -> Res
     let token = kindling::delivery::receipts::callback_token(RECEIPT_KEY, &id);
     let callback = format!("{}/r/twilio?t={token}&kindling_message_id={id}", deliver(s));
     assert_eq!(form_field(r, "StatusCallback"), Some(callback.clone()));
-    let status = |url: &str| {
+    // Signed as Twilio signs its callbacks, with the account's auth token (scripts/stack.sh).
+    let body = format!("MessageSid=SM{}&MessageStatus=delivered", r["seq"]);
+    let signed = |url: &str, signature: &str| {
         request(
             "POST",
             url,
-            &[("Content-Type", "application/x-www-form-urlencoded")],
-            Some(format!("MessageSid=SM{}&MessageStatus=delivered", r["seq"]).as_bytes()),
+            &[
+                ("Content-Type", "application/x-www-form-urlencoded"),
+                ("X-Twilio-Signature", signature),
+            ],
+            Some(body.as_bytes()),
         )
+    };
+    let status = |url: &str| {
+        let signature =
+            kindling::delivery::receipts::twilio_signature(TWILIO_AUTH_TOKEN, url, body.as_bytes());
+        signed(url, &signature)
     };
     let forged = format!(
         "{}/r/twilio?t={}&kindling_message_id={id}",
@@ -596,6 +607,11 @@ pub fn sms_and_wecom_and_signed_webhooks_reach_their_providers(s: &Stack) -> Res
         "0".repeat(token.len())
     );
     assert_eq!(status(&forged).status, 401, "a forged callback token");
+    assert_eq!(
+        signed(&callback, "bm90IFR3aWxpbydzIHNpZ25hdHVyZQ==").status,
+        401,
+        "the right token without Twilio's signature"
+    );
     assert_eq!(message(s, &id)["state"], "sent");
     let a = status(&callback);
     assert_eq!(a.status, 200, "{}", text(&a));

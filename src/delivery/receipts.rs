@@ -5,12 +5,12 @@
 //! Authentication. Every receipt route is authenticated with Kindling's generic HMAC scheme
 //! (`providers::verify_webhook`, here `authenticate`): the sender signs `{timestamp}.{body}`
 //! with a shared secret and sends `X-Kindling-Timestamp` and `X-Kindling-Signature`, and a
-//! request older than five minutes is refused. For SendGrid and Twilio that means a relay (or
-//! a test harness) in front of the route. The providers' own schemes are the production
-//! options and are not implemented here: SendGrid's Signed Event Webhook (ECDSA P-256 over
-//! timestamp + body, `X-Twilio-Email-Event-Webhook-Signature`) and Twilio's
-//! `X-Twilio-Signature` (HMAC-SHA1 over the full callback URL and the sorted form fields,
-//! keyed by the auth token).
+//! request older than five minutes is refused. The providers' own schemes are accepted too:
+//! SendGrid's Signed Event Webhook ([`sendgrid_signature_ok`]: ECDSA P-256 over timestamp +
+//! body, with the verification key from SendGrid's settings) and Twilio's `X-Twilio-Signature`
+//! ([`twilio_signature_ok`]: HMAC-SHA1 over the full callback URL and the sorted form fields,
+//! keyed by the auth token), which Twilio's callbacks must carry besides the per-message token
+//! in their URL when the auth token is configured.
 //!
 //! Receipts carry no personal data: SendGrid's events include the recipient's address, its
 //! bounce `reason` quotes the receiving server (which often repeats the address), and click
@@ -283,6 +283,74 @@ pub fn callback_token(secret: &str, message_id: &str) -> String {
     crate::hex(&mac.finalize().into_bytes()[..16])
 }
 
+/// How far a provider's signed timestamp may be from now (seconds), as for our own scheme.
+const MAX_SKEW_SECS: i64 = 300;
+
+/// SendGrid's Signed Event Webhook: an ECDSA P-256 / SHA-256 signature (base64 DER, header
+/// `X-Twilio-Email-Event-Webhook-Signature`) over the timestamp header
+/// (`X-Twilio-Email-Event-Webhook-Timestamp`, unix seconds) followed by the raw body, checked
+/// with the verification key SendGrid shows (base64 DER SubjectPublicKeyInfo). Stale
+/// timestamps are refused, so a captured request cannot be replayed later.
+pub fn sendgrid_signature_ok(
+    public_key_b64: &str,
+    signature_b64: &str,
+    timestamp: &str,
+    body: &[u8],
+    now_unix: i64,
+) -> bool {
+    use base64::Engine as _;
+    use p256::ecdsa::signature::Verifier;
+    use p256::pkcs8::DecodePublicKey;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let fresh = timestamp
+        .trim()
+        .parse::<i64>()
+        .is_ok_and(|t| (now_unix - t).abs() <= MAX_SKEW_SECS);
+    let key = b64
+        .decode(public_key_b64.trim())
+        .ok()
+        .and_then(|der| p256::ecdsa::VerifyingKey::from_public_key_der(&der).ok());
+    let signature = b64
+        .decode(signature_b64.trim())
+        .ok()
+        .and_then(|der| p256::ecdsa::Signature::from_der(&der).ok());
+    let (Some(key), Some(signature)) = (key, signature) else {
+        return false;
+    };
+    let mut signed = Vec::with_capacity(timestamp.len() + body.len());
+    signed.extend_from_slice(timestamp.as_bytes());
+    signed.extend_from_slice(body);
+    fresh && key.verify(&signed, &signature).is_ok()
+}
+
+/// Twilio's request signature: base64 of HMAC-SHA1, keyed by the account's auth token, over
+/// the full URL Twilio called followed by every form field's name and value, sorted by name.
+pub fn twilio_signature(auth_token: &str, url: &str, form_body: &[u8]) -> String {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let mut fields: Vec<(String, String)> =
+        form_urlencoded::parse(form_body).into_owned().collect();
+    fields.sort();
+    let Ok(mut mac) = <Hmac<sha1::Sha1> as Mac>::new_from_slice(auth_token.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(url.as_bytes());
+    for (k, v) in &fields {
+        mac.update(k.as_bytes());
+        mac.update(v.as_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// Checks `X-Twilio-Signature` in constant time.
+pub fn twilio_signature_ok(auth_token: &str, url: &str, form_body: &[u8], signature: &str) -> bool {
+    !auth_token.is_empty()
+        && crate::auth::constant_time_eq(
+            twilio_signature(auth_token, url, form_body).as_bytes(),
+            signature.trim().as_bytes(),
+        )
+}
+
 /// Checks a callback token in constant time.
 pub fn callback_token_ok(secret: &str, message_id: &str, token: &str) -> bool {
     !secret.is_empty()
@@ -298,6 +366,75 @@ mod tests {
     use crate::delivery::providers::{webhook, WebhookConfig};
 
     const NOW: i64 = 1_781_740_800;
+
+    #[test]
+    fn twilio_signatures_follow_twilios_scheme() {
+        let url = "https://hooks.example.com/r/twilio?kindling_message_id=m_1&t=abc";
+        let body = b"To=%2B8613800138000&MessageStatus=delivered&MessageSid=SM123&ErrorCode=";
+        // Computed by an independent implementation of Twilio's documented algorithm.
+        let expected = "cK4WdcSPDrlLjBv3IFg7fcSph34=";
+        assert_eq!(
+            twilio_signature("twilio-auth-token-0123", url, body),
+            expected
+        );
+        assert!(twilio_signature_ok(
+            "twilio-auth-token-0123",
+            url,
+            body,
+            expected
+        ));
+        assert!(!twilio_signature_ok("another-token", url, body, expected));
+        let forged = b"To=%2B8613800138000&MessageStatus=failed&MessageSid=SM123&ErrorCode=";
+        assert!(!twilio_signature_ok(
+            "twilio-auth-token-0123",
+            url,
+            forged,
+            expected
+        ));
+        assert!(!twilio_signature_ok("", url, body, ""));
+    }
+
+    #[test]
+    fn sendgrid_signed_events_are_checked_with_the_accounts_key() {
+        use base64::Engine as _;
+        use p256::ecdsa::signature::Signer;
+        use p256::pkcs8::EncodePublicKey;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let signing = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let der = |k: &p256::ecdsa::SigningKey| {
+            let public = p256::PublicKey::from(k.verifying_key());
+            b64.encode(public.to_public_key_der().unwrap().as_bytes())
+        };
+        let public = der(&signing);
+        let body = br#"[{"event":"delivered","kindling_message_id":"m_1"}]"#;
+        let ts = NOW.to_string();
+        let sign = |ts: &str, body: &[u8]| {
+            let mut m = ts.as_bytes().to_vec();
+            m.extend_from_slice(body);
+            let sig: p256::ecdsa::Signature = signing.sign(&m);
+            b64.encode(sig.to_der().as_bytes())
+        };
+        let good = sign(&ts, body);
+        assert!(sendgrid_signature_ok(&public, &good, &ts, body, NOW + 10));
+        assert!(
+            !sendgrid_signature_ok(&public, &good, &ts, b"[]", NOW),
+            "another body"
+        );
+        assert!(
+            !sendgrid_signature_ok(&public, &good, &ts, body, NOW + 301),
+            "stale"
+        );
+        let other = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+        let other_key = der(&other);
+        assert!(!sendgrid_signature_ok(&other_key, &good, &ts, body, NOW));
+        for (key, sig) in [
+            ("not base64!", good.as_str()),
+            (public.as_str(), "AAAA"),
+            ("", ""),
+        ] {
+            assert!(!sendgrid_signature_ok(key, sig, &ts, body, NOW));
+        }
+    }
 
     fn receipt(kind: ReceiptKind, at: Option<i64>, detail: Option<&str>) -> Receipt {
         Receipt {

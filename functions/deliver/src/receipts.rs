@@ -42,17 +42,50 @@ pub async fn handle(mut req: Request, env: &Env, provider: &str) -> Result<Respo
             .unwrap_or_default()
     };
     let now = kindling_edge::now();
-    // Twilio's callbacks carry a per-message token in their URL; every other sender signs.
-    let authentic = if provider == "twilio" {
-        receipts::callback_token_ok(&secret, &q("kindling_message_id"), &q("t"))
-    } else {
+    let now_unix = now.0 / 1000;
+    let kindling_signed = || {
         verify_webhook(
             &secret,
             &h("X-Kindling-Timestamp"),
             &h("X-Kindling-Signature"),
             &body,
-            now.0 / 1000,
+            now_unix,
         )
+    };
+    let authentic = match provider {
+        // Twilio's callbacks carry a per-message token in their URL and, when the account's
+        // auth token is configured here, must also carry Twilio's own signature.
+        "twilio" => {
+            let token = env
+                .secret("KINDLING_SMS_AUTH_TOKEN")
+                .map(|s| s.to_string())
+                .unwrap_or_default();
+            let url = req.url().map(|u| u.to_string()).unwrap_or_default();
+            receipts::callback_token_ok(&secret, &q("kindling_message_id"), &q("t"))
+                && (token.is_empty()
+                    || receipts::twilio_signature_ok(&token, &url, &body, &h("X-Twilio-Signature")))
+        }
+        // SendGrid's Signed Event Webhook when its verification key is configured; our own
+        // signature (a relay, or a test harness) otherwise.
+        "sendgrid" => {
+            let key = env
+                .var("KINDLING_SENDGRID_WEBHOOK_KEY")
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            let signature = h("X-Twilio-Email-Event-Webhook-Signature");
+            if !key.is_empty() && !signature.is_empty() {
+                receipts::sendgrid_signature_ok(
+                    &key,
+                    &signature,
+                    &h("X-Twilio-Email-Event-Webhook-Timestamp"),
+                    &body,
+                    now_unix,
+                )
+            } else {
+                kindling_signed()
+            }
+        }
+        _ => kindling_signed(),
     };
     if !authentic {
         return http::json(
