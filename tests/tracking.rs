@@ -117,13 +117,14 @@ pub fn beacon_events_identify_and_attribution(s: &Stack) -> Result<(), Failed> {
     assert_eq!(merged["visitor_ids"].as_array().map(Vec::len), Some(2));
     let all = eventually("the merged history", || {
         let t = timeline(s, &id);
-        (t.len() >= 5).then_some(t)
+        (t.len() >= 6).then_some(t)
     });
     assert_eq!(
         names(&all),
         [
             "identify",
             "identify",
+            "lead.known",
             "page",
             "page",
             "whitepaper_downloaded"
