@@ -60,6 +60,15 @@ fn ingest(db: &Sqlite, batch: &[IngestMessage], now: Millis) {
     block_on(db.batch(&stmts)).unwrap();
 }
 
+/// `user` downloads the whitepaper at `at` (event `id`), ingested at that time.
+fn download(db: &Sqlite, id: &str, user: &str, at: Millis) {
+    ingest(
+        db,
+        &[event(id, user, "whitepaper_downloaded", at, json!({}))],
+        at,
+    );
+}
+
 fn tick(db: &Sqlite, now: Millis) -> journeys::Advanced {
     block_on(journeys::run_due(
         db,
@@ -108,11 +117,7 @@ fn enrollment(db: &Sqlite, contact: &str, journey: &str) -> journeys::Enrollment
 fn a_download_enrols_at_once_and_the_invitation_follows_two_days_later() {
     let db = with_journeys(&["whitepaper"]);
     let c = user_contact_id(WS, "u1");
-    ingest(
-        &db,
-        &[event("e1", "u1", "whitepaper_downloaded", T0, json!({}))],
-        T0,
-    );
+    download(&db, "e1", "u1", T0);
     let e = enrollment(&db, &c, "whitepaper");
     assert_eq!(
         (e.state.as_str(), e.node.as_str()),
@@ -142,17 +147,7 @@ fn a_download_enrols_at_once_and_the_invitation_follows_two_days_later() {
             && r.text("journey_id").as_deref() == Some("whitepaper")
             && r.text("kind").as_deref() == Some("marketing")));
     // A second download enrols no one (re-entry: never).
-    ingest(
-        &db,
-        &[event(
-            "e2",
-            "u1",
-            "whitepaper_downloaded",
-            T0.plus(3 * DAY),
-            json!({}),
-        )],
-        T0.plus(3 * DAY),
-    );
+    download(&db, "e2", "u1", T0.plus(3 * DAY));
     assert_eq!(rows(&db, "SELECT id FROM enrollments").len(), 1);
 }
 
@@ -160,17 +155,7 @@ fn a_download_enrols_at_once_and_the_invitation_follows_two_days_later() {
 fn overlapping_and_interrupted_passes_run_each_step_once() {
     let db = with_journeys(&["whitepaper"]);
     for i in 0..30 {
-        ingest(
-            &db,
-            &[event(
-                &format!("e{i}"),
-                &format!("u{i}"),
-                "whitepaper_downloaded",
-                T0,
-                json!({}),
-            )],
-            T0,
-        );
+        download(&db, &format!("e{i}"), &format!("u{i}"), T0);
     }
     // A pass that claims and then dies: its lease holds the enrollments from an overlapping
     // pass, which finds nothing to do.
@@ -208,11 +193,7 @@ fn overlapping_and_interrupted_passes_run_each_step_once() {
 fn a_step_whose_effects_landed_but_whose_move_did_not_is_not_sent_twice() {
     let db = with_journeys(&["whitepaper"]);
     let c = user_contact_id(WS, "u1");
-    ingest(
-        &db,
-        &[event("e1", "u1", "whitepaper_downloaded", T0, json!({}))],
-        T0,
-    );
+    download(&db, "e1", "u1", T0);
     tick(&db, T0);
     // Put the enrollment back where it was before the step, as if the move had been lost:
     // the redo writes the same keys, which are ignored.
@@ -386,11 +367,7 @@ fn a_scheduled_journey_enrols_its_audience_once_per_occurrence_in_pages() {
 fn one_broken_enrollment_records_its_error_and_the_others_go_on() {
     let db = with_journeys(&["whitepaper"]);
     for (id, u) in [("e1", "u1"), ("e2", "u2")] {
-        ingest(
-            &db,
-            &[event(id, u, "whitepaper_downloaded", T0, json!({}))],
-            T0,
-        );
+        download(&db, id, u, T0);
     }
     let broken = user_contact_id(WS, "u1");
     rows(
@@ -408,11 +385,7 @@ fn one_broken_enrollment_records_its_error_and_the_others_go_on() {
 fn contacts_keep_their_version_when_the_journey_changes() {
     let db = with_journeys(&["whitepaper"]);
     let c = user_contact_id(WS, "u1");
-    ingest(
-        &db,
-        &[event("e1", "u1", "whitepaper_downloaded", T0, json!({}))],
-        T0,
-    );
+    download(&db, "e1", "u1", T0);
     tick(&db, T0);
     // Version 2 drops the invitation.
     let v2 = json!({"name": "v2", "entry": {"event": "whitepaper_downloaded"}, "start": "whitepaper",
@@ -429,17 +402,7 @@ fn contacts_keep_their_version_when_the_journey_changes() {
     assert_eq!(saved.version, 2);
     tick(&db, T0.plus(2 * DAY));
     assert_eq!(sent(&db, &c)[1].0, "trial-invite", "version 1 goes on");
-    ingest(
-        &db,
-        &[event(
-            "e2",
-            "u2",
-            "whitepaper_downloaded",
-            T0.plus(2 * DAY),
-            json!({}),
-        )],
-        T0.plus(2 * DAY),
-    );
+    download(&db, "e2", "u2", T0.plus(2 * DAY));
     assert_eq!(
         enrollment(&db, &user_contact_id(WS, "u2"), "whitepaper").version,
         2
@@ -449,29 +412,17 @@ fn contacts_keep_their_version_when_the_journey_changes() {
 #[test]
 fn a_new_journey_enrols_from_what_happens_after_it_not_from_history() {
     let db = Sqlite::open_with_project_schema().unwrap();
-    ingest(
-        &db,
-        &[event("e1", "u1", "whitepaper_downloaded", T0, json!({}))],
-        T0,
-    );
+    download(&db, "e1", "u1", T0);
     let text = std::fs::read_to_string(format!(
         "{}/config/journeys/whitepaper.json",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap();
     block_on(journeys::save(&db, WS, "whitepaper", &text, &catalogue, T0)).unwrap();
-    ingest(
-        &db,
-        &[event("e2", "u2", "whitepaper_downloaded", T0, json!({}))],
-        T0,
-    );
+    download(&db, "e2", "u2", T0);
     // A new version keeps the journey's start: still no history.
     block_on(journeys::save(&db, WS, "whitepaper", &text, &catalogue, T0)).unwrap();
-    ingest(
-        &db,
-        &[event("e3", "u3", "whitepaper_downloaded", T0, json!({}))],
-        T0,
-    );
+    download(&db, "e3", "u3", T0);
     let enrolled: Vec<String> = rows(
         &db,
         "SELECT contact_id FROM enrollments ORDER BY contact_id",
