@@ -6,7 +6,7 @@
 use crate::error::Error;
 use crate::event::{
     is_valid_event_id, is_valid_event_name, is_valid_session_id, is_valid_visitor_id, DropReason,
-    Event, IngestMessage, Subject, DEFAULT_WORKSPACE, MAX_PROPERTIES_BYTES,
+    Event, IngestMessage, Subject, DEFAULT_WORKSPACE,
 };
 use crate::identity::{claims_from, ClaimInput};
 use crate::pii::PiiKeys;
@@ -16,6 +16,7 @@ use crate::time::Millis;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 
 /// Largest request body accepted (bytes).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -27,36 +28,124 @@ pub const CLOCK_SKEW_MS: i64 = 24 * Millis::HOUR;
 
 const UTM_KEYS: [&str; 5] = ["source", "medium", "campaign", "term", "content"];
 
+/// The body, its events read as `E`: parsed with it (`RawEvent`) when every event is
+/// well-formed, the common case, in one pass; otherwise kept raw (`&RawValue`) and parsed one
+/// by one, so a broken event is refused alone.
 #[derive(Deserialize)]
-struct Body<'a> {
+struct Body<E> {
     site: Option<String>,
     vid: Option<String>,
     sid: Option<String>,
     #[serde(default)]
     consent: bool,
-    // Kept raw and parsed one by one: a broken event is refused alone, and nothing is parsed
-    // twice.
-    #[serde(borrow)]
-    events: Option<Vec<&'a RawValue>>,
+    events: Option<Vec<E>>,
+}
+
+impl<E> Body<E> {
+    /// The body without its events, and its events as `Events`.
+    fn split<'a>(self, events: fn(Vec<E>) -> Events<'a>) -> (Body<()>, Option<Events<'a>>) {
+        let head = Body {
+            site: self.site,
+            vid: self.vid,
+            sid: self.sid,
+            consent: self.consent,
+            events: None,
+        };
+        (head, self.events.map(events))
+    }
+}
+
+/// A body's events, parsed or raw (see [`Body`]).
+// Parsed events are boxed: the list grows as it is read (serde cannot know its length), and
+// moving pointers on each growth is cheaper than moving whole events; it also keeps the list
+// small enough for the allocator's fast paths.
+#[allow(clippy::vec_box)]
+enum Events<'a> {
+    Parsed(Vec<Box<RawEvent<'a>>>),
+    Raw(Vec<&'a RawValue>),
+}
+
+impl Events<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Events::Parsed(v) => v.len(),
+            Events::Raw(v) => v.len(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
-struct RawEvent {
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
+struct RawEvent<'a> {
+    #[serde(borrow)]
+    id: JsonStr<'a>,
+    #[serde(rename = "type", borrow)]
+    kind: JsonStr<'a>,
     ts: Option<f64>,
-    name: Option<String>,
-    url: Option<String>,
-    #[serde(rename = "ref")]
-    referrer: Option<String>,
-    title: Option<String>,
+    #[serde(borrow)]
+    name: Option<JsonStr<'a>>,
+    #[serde(borrow)]
+    url: Option<JsonStr<'a>>,
+    #[serde(rename = "ref", borrow)]
+    referrer: Option<JsonStr<'a>>,
+    #[serde(borrow)]
+    title: Option<JsonStr<'a>>,
     utm: Option<Map<String, Value>>,
     props: Option<Map<String, Value>>,
-    user_id: Option<String>,
-    email: Option<String>,
-    phone: Option<String>,
+    #[serde(borrow)]
+    user_id: Option<JsonStr<'a>>,
+    #[serde(borrow)]
+    email: Option<JsonStr<'a>>,
+    #[serde(borrow)]
+    phone: Option<JsonStr<'a>>,
     traits: Option<Map<String, Value>>,
+}
+
+/// A JSON string field, borrowed from the body when it has no escapes (most have none), so
+/// fields that are only looked at (the type, identify's identifiers) cost no copy. It accepts
+/// and refuses exactly what a `String` field does, with the same error text.
+struct JsonStr<'a>(Cow<'a, str>);
+
+impl JsonStr<'_> {
+    fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn into_string(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = JsonStr<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_string(Visit)
+    }
+}
+
+/// `s` cut to its first `max` characters, as `s.chars().take(max).collect()` would, without
+/// copying it: only text longer than `max` bytes can be longer than `max` characters.
+fn truncate_chars(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        if let Some((end, _)) = s.char_indices().nth(max) {
+            s.truncate(end);
+        }
+    }
+    s
 }
 
 /// A refused event of an otherwise accepted beacon.
@@ -100,8 +189,14 @@ pub fn parse(
         return Err(Error::invalid("body", "a beacon is at most 64 KB"));
     }
     let text = std::str::from_utf8(body).map_err(|_| Error::invalid("body", "not UTF-8"))?;
-    let raw: Body = serde_json::from_str(text)
-        .map_err(|e| Error::invalid("body", format!("not a beacon: {e}")))?;
+    // A body whose events all parse is read in one pass. Any error sends it down the
+    // event-by-event path, which finds the same body, the same events and the same errors.
+    let (raw, events) = match serde_json::from_str::<Body<Box<RawEvent<'_>>>>(text) {
+        Ok(b) => b.split(Events::Parsed),
+        Err(_) => serde_json::from_str::<Body<&RawValue>>(text)
+            .map_err(|e| Error::invalid("body", format!("not a beacon: {e}")))?
+            .split(Events::Raw),
+    };
     let site = raw
         .site
         .filter(|s| is_valid_site_key(s))
@@ -119,10 +214,8 @@ pub fn parse(
         }
         s => s,
     };
-    let events = raw
-        .events
-        .ok_or_else(|| Error::invalid("events", "events must be an array"))?;
-    if events.is_empty() || events.len() > MAX_EVENTS {
+    let events = events.ok_or_else(|| Error::invalid("events", "events must be an array"))?;
+    if events.len() == 0 || events.len() > MAX_EVENTS {
         return Err(Error::invalid("events", "a beacon carries 1 to 50 events"));
     }
 
@@ -139,20 +232,33 @@ pub fn parse(
         sid: sid.as_deref(),
         now,
     };
-    for (index, raw) in events.into_iter().enumerate() {
-        match one_event(&ctx, raw, keys, nonce) {
-            Ok(event) => beacon.messages.push(IngestMessage::Event(event)),
-            Err((reason, field, message)) => {
-                beacon.messages.push(IngestMessage::Dropped {
-                    source: "beacon".into(),
-                    reason,
-                    at: now,
-                });
-                beacon.rejected.push(Rejection {
+    let mut record = |index: usize, event: Result<Event, Refusal>| match event {
+        Ok(event) => beacon.messages.push(IngestMessage::Event(event)),
+        Err((reason, field, message)) => {
+            beacon.messages.push(IngestMessage::Dropped {
+                source: "beacon".into(),
+                reason,
+                at: now,
+            });
+            beacon.rejected.push(Rejection {
+                index,
+                field: format!("events[{index}].{field}"),
+                message,
+            });
+        }
+    };
+    match events {
+        Events::Parsed(events) => {
+            for (index, raw) in events.into_iter().enumerate() {
+                record(index, one_event(&ctx, *raw, keys, nonce));
+            }
+        }
+        Events::Raw(events) => {
+            for (index, raw) in events.into_iter().enumerate() {
+                record(
                     index,
-                    field: format!("events[{index}].{field}"),
-                    message,
-                });
+                    read_event(raw).and_then(|raw| one_event(&ctx, raw, keys, nonce)),
+                );
             }
         }
     }
@@ -172,52 +278,65 @@ fn refuse(reason: DropReason, field: &'static str, message: impl Into<String>) -
     (reason, field, message.into())
 }
 
-fn one_event(
-    ctx: &Ctx<'_>,
-    value: &RawValue,
-    keys: Option<&PiiKeys>,
-    nonce: &mut dyn FnMut() -> [u8; 12],
-) -> Result<Event, Refusal> {
-    let mut raw: RawEvent = serde_json::from_str(value.get()).map_err(|e| {
+/// One event of a body whose events did not all parse.
+fn read_event(value: &RawValue) -> Result<RawEvent<'_>, Refusal> {
+    serde_json::from_str(value.get()).map_err(|e| {
         refuse(
             DropReason::InvalidEvent,
             "type",
             format!("not an event: {e}"),
         )
-    })?;
-    if !is_valid_event_id(&raw.id) {
+    })
+}
+
+fn one_event(
+    ctx: &Ctx<'_>,
+    mut raw: RawEvent<'_>,
+    keys: Option<&PiiKeys>,
+    nonce: &mut dyn FnMut() -> [u8; 12],
+) -> Result<Event, Refusal> {
+    if !is_valid_event_id(raw.id.as_str()) {
         return Err(refuse(
             DropReason::InvalidEvent,
             "id",
             "event ids are 8-64 of A-Z a-z 0-9 - _",
         ));
     }
-    let mut properties = Map::new();
+    // The event's own properties are the base, so they are not copied into a new map; every
+    // key set below replaces theirs, exactly as if they were added last without replacing
+    // anything.
+    let mut properties = raw.props.take().unwrap_or_default();
     let mut claims = Default::default();
     let name = match raw.kind.as_str() {
         "page" => "page".to_string(),
         "track" => raw
             .name
             .take()
-            .filter(|n| is_valid_event_name(n))
+            .filter(|n| is_valid_event_name(n.as_str()))
             .ok_or_else(|| {
                 refuse(
                     DropReason::InvalidName,
                     "name",
                     "1-128 characters, no control characters",
                 )
-            })?,
+            })?
+            .into_string(),
         "identify" => {
             let input = ClaimInput {
-                user_id: raw.user_id.as_deref(),
-                email: raw.email.as_deref(),
-                phone: raw.phone.as_deref(),
+                user_id: raw.user_id.as_ref().map(JsonStr::as_str),
+                email: raw.email.as_ref().map(JsonStr::as_str),
+                phone: raw.phone.as_ref().map(JsonStr::as_str),
                 traits: raw.traits.take().unwrap_or_default(),
             };
             let (c, traits) = claims_from(input, keys, nonce)
                 .map_err(|(field, message)| refuse(DropReason::InvalidEvent, field, message))?;
             claims = c;
-            properties.extend(traits);
+            // Traits take precedence over properties of the same name.
+            if properties.is_empty() {
+                properties = traits;
+            } else {
+                properties.extend(traits);
+            }
             "identify".to_string()
         }
         _ => {
@@ -229,7 +348,7 @@ fn one_event(
         }
     };
     if let Some(url) = raw.url {
-        let url = checked_url(url).map_err(|r| {
+        let url = checked_url(url.into_string()).map_err(|r| {
             refuse(
                 r,
                 "url",
@@ -238,8 +357,8 @@ fn one_event(
         })?;
         properties.insert("url".into(), url.into());
     }
-    if let Some(r) = raw.referrer.filter(|r| !r.is_empty()) {
-        let r = checked_url(r).map_err(|d| {
+    if let Some(r) = raw.referrer.filter(|r| !r.as_str().is_empty()) {
+        let r = checked_url(r.into_string()).map_err(|d| {
             refuse(
                 d,
                 "ref",
@@ -249,31 +368,19 @@ fn one_event(
         properties.insert("referrer".into(), r.into());
     }
     if let Some(t) = raw.title {
-        properties.insert(
-            "title".into(),
-            t.chars().take(300).collect::<String>().into(),
-        );
+        properties.insert("title".into(), truncate_chars(t.into_string(), 300).into());
     }
     // UTM parameters are flattened to `utm_source` & co., the names reports and rules use.
     for (k, v) in raw.utm.unwrap_or_default() {
         if UTM_KEYS.contains(&k.as_str()) {
             if let Value::String(s) = v {
-                properties.insert(
-                    format!("utm_{k}"),
-                    s.chars().take(200).collect::<String>().into(),
-                );
+                properties.insert(format!("utm_{k}"), truncate_chars(s, 200).into());
             }
-        }
-    }
-    if let Some(props) = raw.props {
-        for (k, v) in props {
-            properties.entry(k).or_insert(v);
         }
     }
     // Personal data is sealed as claims or not kept at all, whatever key it arrives under.
     crate::identity::scrub_personal(&mut properties);
-    let size = serde_json::to_string(&properties).map_or(usize::MAX, |s| s.len());
-    if size > MAX_PROPERTIES_BYTES {
+    if crate::event::properties_too_large(&properties) {
         return Err(refuse(
             DropReason::PropertiesTooLarge,
             "props",
@@ -287,7 +394,7 @@ fn one_event(
         _ => ctx.now,
     };
     Ok(Event {
-        id: raw.id,
+        id: raw.id.into_string(),
         workspace: DEFAULT_WORKSPACE.to_string(),
         site: Some(ctx.site.to_string()),
         subject: Subject::Visitor(ctx.vid.to_string()),

@@ -14,6 +14,162 @@ pub const MAX_NAME_CHARS: usize = 128;
 /// Largest serialized `properties` object accepted per event.
 pub const MAX_PROPERTIES_BYTES: usize = 4 * 1024;
 
+/// Whether `properties` serialised as JSON is longer than `MAX_PROPERTIES_BYTES`. Every
+/// accepted event is checked, and almost all are far below the limit: an upper bound of the
+/// length, taken without writing anything, settles those; only properties whose bound
+/// exceeds the limit are measured exactly, by serialising them.
+pub fn properties_too_large(properties: &Map<String, Value>) -> bool {
+    object_len_bound(properties) > MAX_PROPERTIES_BYTES
+        && json_len(properties) > MAX_PROPERTIES_BYTES
+}
+
+/// A JSON object of `entries`, exactly as `serde_json::to_string` writes the map they come
+/// from: compact, with serde_json's escapes (numbers are written by serde_json itself). Every
+/// event's properties are written into its insert statement; written directly they cost well
+/// under the instructions of serde_json's general serializer, and the map is not cloned.
+pub fn object_json<'a>(entries: impl IntoIterator<Item = (&'a String, &'a Value)>) -> String {
+    let mut out = Vec::with_capacity(256);
+    write_object(&mut out, entries);
+    // Only whole characters and ASCII were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `value` as JSON text, as `serde_json::to_string` writes it (see [`object_json`]).
+pub fn value_json(value: &Value) -> String {
+    let mut out = Vec::with_capacity(128);
+    write_value(&mut out, value);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn write_object<'a>(out: &mut Vec<u8>, entries: impl IntoIterator<Item = (&'a String, &'a Value)>) {
+    out.push(b'{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(out, k);
+        out.push(b':');
+        write_value(out, v);
+    }
+    out.push(b'}');
+}
+
+fn write_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            // Writing to memory cannot fail.
+            let _ = serde_json::to_writer(&mut *out, n);
+        }
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(out, v);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => write_object(out, map),
+    }
+}
+
+/// How serde_json escapes each byte of a string: 0 for as it is, `u` for `\u00xx`
+/// (lowercase hex), otherwise the letter after the backslash. Only `"`, `\` and the controls
+/// below U+0020 are escaped.
+static ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = b'u';
+        b += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
+/// A JSON string with serde_json's escapes ([`ESCAPE`]); runs between escapes are copied
+/// whole.
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut run = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = ESCAPE[usize::from(b)];
+        if escape == 0 {
+            continue;
+        }
+        out.extend_from_slice(&bytes[run..i]);
+        if escape == b'u' {
+            let (hi, lo) = (HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xf)]);
+            out.extend_from_slice(&[b'\\', b'u', b'0', b'0', hi, lo]);
+        } else {
+            out.extend_from_slice(&[b'\\', escape]);
+        }
+        run = i + 1;
+    }
+    out.extend_from_slice(&bytes[run..]);
+    out.push(b'"');
+}
+
+/// The exact length of `value` as serde_json writes it, counted rather than kept.
+fn json_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
+/// At least the length of `value` as JSON: a string byte is written as at most 6 (`\u001f`),
+/// structure is counted exactly, numbers are measured.
+fn json_len_bound(value: &Value) -> usize {
+    match value {
+        Value::Null => 4,
+        Value::Bool(_) => 5,
+        Value::Number(n) => json_len(n),
+        Value::String(s) => string_len_bound(s),
+        Value::Array(items) => items
+            .iter()
+            .fold(2 + items.len(), |n, v| n.saturating_add(json_len_bound(v))),
+        Value::Object(map) => object_len_bound(map),
+    }
+}
+
+fn object_len_bound(map: &Map<String, Value>) -> usize {
+    // `{}`, and per entry its key, `:`, its value and a `,` (one more than written).
+    map.iter().fold(2, |n, (k, v)| {
+        n.saturating_add(string_len_bound(k) + 2)
+            .saturating_add(json_len_bound(v))
+    })
+}
+
+fn string_len_bound(s: &str) -> usize {
+    s.len().saturating_mul(6).saturating_add(2)
+}
+
 /// Session ids: the same alphabet and bounds as visitor ids.
 pub fn is_valid_session_id(sid: &str) -> bool {
     is_valid_visitor_id(sid)
@@ -180,11 +336,20 @@ pub enum IngestMessage {
 /// A visitor id: first-party, client-generated, opaque. Restricted to a URL-safe alphabet so it
 /// can never carry markup or PII-shaped text into storage.
 pub fn is_valid_visitor_id(vid: &str) -> bool {
-    (8..=64).contains(&vid.len())
-        && vid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    (8..=64).contains(&vid.len()) && vid.bytes().all(|b| URL_SAFE[usize::from(b)])
 }
+
+/// `A-Z a-z 0-9 - _`, by byte: every event id and visitor id is checked.
+static URL_SAFE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    t
+};
 
 /// Event names: 1-128 printable characters, no control characters.
 pub fn is_valid_event_name(name: &str) -> bool {
@@ -212,6 +377,102 @@ mod tests {
         assert!(!is_valid_event_name(""));
         assert!(!is_valid_event_name("a\u{0}b"));
         assert!(!is_valid_event_name(&"x".repeat(129)));
+    }
+
+    #[test]
+    fn json_text_is_serde_jsons() {
+        let every_ascii: String = (0u8..0x80).map(char::from).collect();
+        let fixed = serde_json::json!({
+            "": "", "ascii": every_ascii, "zh": "下载白皮书 “引号” \u{2028}\u{7f}\u{80}\u{9f}",
+            "emoji": "😀\"\\/", "n": [0, -1, 1.5, -0.0, 1e300, 5e-324, u64::MAX, i64::MIN, 0.1],
+            "b": [true, false, null], "o": {"x": {"y": [[], {}]}}, "e": [], "m": {},
+            "\u{1}key\n": "v"
+        });
+        let mut cases = vec![fixed];
+        // And random documents: nested values, strings over a mix of escapes and characters.
+        let mut seed = 0x6b696e646c696e67u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        const CHARS: [char; 12] = [
+            'a', 'Z', '0', ' ', '"', '\\', '\n', '\u{1}', '\u{1f}', 'é', '中', '😀',
+        ];
+        fn random(next: &mut dyn FnMut(u64) -> u64, depth: u32) -> Value {
+            let text = |next: &mut dyn FnMut(u64) -> u64| -> String {
+                (0..next(12)).map(|_| CHARS[next(12) as usize]).collect()
+            };
+            match if depth > 3 { next(4) } else { next(6) } {
+                0 => Value::Null,
+                1 => Value::Bool(next(2) == 0),
+                2 => match next(3) {
+                    0 => (next(1 << 40) as i64 - (1 << 39)).into(),
+                    1 => (next(1 << 40) as f64 / 7.0).into(),
+                    _ => next(u64::MAX).into(),
+                },
+                3 => Value::String(text(next)),
+                4 => Value::Array((0..next(4)).map(|_| random(next, depth + 1)).collect()),
+                _ => Value::Object(
+                    (0..next(5))
+                        .map(|_| (text(next), random(next, depth + 1)))
+                        .collect(),
+                ),
+            }
+        }
+        for _ in 0..2000 {
+            let mut doc = Map::new();
+            for _ in 0..next(6) {
+                let k: String = (0..next(8)).map(|_| CHARS[next(12) as usize]).collect();
+                doc.insert(k, random(&mut next, 0));
+            }
+            cases.push(Value::Object(doc));
+        }
+        for v in &cases {
+            let expected = serde_json::to_string(v).unwrap();
+            assert_eq!(value_json(v), expected);
+            if let Value::Object(m) = v {
+                assert_eq!(object_json(m), expected);
+                let some = m.iter().filter(|(k, _)| k.len() % 2 == 0);
+                let filtered: Map<String, Value> =
+                    some.clone().map(|(k, v)| (k.clone(), v.clone())).collect();
+                assert_eq!(object_json(some), serde_json::to_string(&filtered).unwrap());
+                assert!(object_len_bound(m) >= expected.len());
+                assert_eq!(json_len(m), expected.len());
+            }
+        }
+    }
+
+    #[test]
+    fn properties_are_measured_as_their_json_text() {
+        let cases = [
+            serde_json::json!({}),
+            serde_json::json!({"url": "https://a.example/?q=\"x\"\\", "n": 1.5e-300, "i": -12, "t": "下载",
+                "c": "\u{1}\u{8}\n\u{1f}\u{7f}", "a": [], "o": {"x": [null, true, false, {"y": "z"}]}}),
+        ];
+        for p in &cases {
+            let p = p.as_object().unwrap();
+            let exact = serde_json::to_string(p).unwrap().len();
+            assert_eq!(json_len(p), exact);
+            assert!(object_len_bound(p) >= exact, "{p:?}");
+        }
+        // The limit holds to the byte, whatever the bound says.
+        for (fill, escaped) in [("a", false), ("\u{1}", true), ("é", false)] {
+            for extra in [-1i64, 0, 1] {
+                let body = MAX_PROPERTIES_BYTES as i64 - 8 + extra; // {"k":""} is 8 bytes
+                let per = if escaped { 6 } else { fill.len() as i64 };
+                let n = (body / per).max(0) as usize;
+                let mut p = Map::new();
+                p.insert("k".into(), fill.repeat(n).into());
+                let exact = serde_json::to_string(&p).unwrap().len();
+                assert_eq!(
+                    properties_too_large(&p),
+                    exact > MAX_PROPERTIES_BYTES,
+                    "{exact}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -30,8 +30,28 @@ pub const PERSONAL_TRAITS: [&str; 11] = [
 /// they are sealed.
 /// `name` stays: on events it names a thing (a page, a webinar), not a person.
 pub fn scrub_personal(properties: &mut Map<String, Value>) {
-    for k in PERSONAL_TRAITS.iter().filter(|k| **k != "name") {
-        properties.remove(*k);
+    // One walk over the (few) properties rather than a search per personal key; the map is
+    // only rebuilt when it holds one (almost never).
+    let keep = |k: &str| k == "name" || !is_personal(k);
+    if !properties.keys().all(|k| keep(k)) {
+        properties.retain(|k, _| keep(k));
+    }
+}
+
+/// `PERSONAL_TRAITS.contains(&key)`, by first letter and then at most two comparisons: every
+/// property of every event is checked, and most keys start with none of these letters.
+fn is_personal(key: &str) -> bool {
+    match key.as_bytes().first() {
+        Some(b'e') => key == "email",
+        Some(b'p') => key == "phone",
+        Some(b'm') => key == "mobile",
+        Some(b'n') => key == "name",
+        Some(b'f') => key == "first_name" || key == "firstName",
+        Some(b'l') => key == "last_name" || key == "lastName",
+        Some(b'a') => key == "address",
+        Some(b'b') => key == "birthday",
+        Some(b'i') => key == "id_number",
+        _ => false,
     }
 }
 
@@ -77,9 +97,8 @@ pub fn claims_from(
             ),
         }
     });
-    for k in PERSONAL_TRAITS {
-        traits.remove(k);
-    }
+    // One walk over the traits, not a search per personal key.
+    traits.retain(|k, _| !is_personal(k));
     let user_id = input.user_id.map(str::trim).filter(|u| !u.is_empty());
     if user_id.is_none() && email.is_none() && phone.is_none() {
         return Err((
@@ -224,6 +243,41 @@ mod tests {
             serde_json::Value::Object(p),
             serde_json::json!({"name": "Launch webinar", "plan": "pro"})
         );
+    }
+
+    #[test]
+    fn the_personal_key_match_is_the_personal_traits_list() {
+        for k in PERSONAL_TRAITS {
+            assert!(is_personal(k), "{k}");
+        }
+        let listed = |k: &str| PERSONAL_TRAITS.contains(&k);
+        for k in [
+            "url",
+            "title",
+            "plan",
+            "Email",
+            "names",
+            "",
+            "first",
+            "id",
+            "company",
+            "e",
+            "emails",
+            "phones",
+            "mobil",
+            "nam",
+            "first_names",
+            "lastname",
+            "Name",
+            "address1",
+            "birth",
+            "id_numbers",
+            "bday",
+            "firstname",
+            "last_Name",
+        ] {
+            assert_eq!(is_personal(k), listed(k), "{k}");
+        }
     }
 
     #[test]

@@ -32,11 +32,12 @@ pub use error::{Error, Result};
 /// Lowercase hex of `bytes`, without a formatter per byte (it runs for every index and id).
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
+    // Digits into bytes, then one check that they are text (they are: ASCII), instead of a
+    // `String::push` per character.
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
+        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);
     }
-    out
+    String::from_utf8(out).unwrap_or_default()
 }
 pub use time::Millis;

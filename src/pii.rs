@@ -55,7 +55,9 @@ pub struct Sealed {
 pub struct PiiKeys {
     key_id: String,
     cipher: Aes256Gcm,
-    index_key: [u8; 32],
+    /// HMAC-SHA256 keyed with the blind-index key, before any input: each index clones it
+    /// instead of hashing the key's two pads again.
+    index_mac: HmacSha256,
 }
 
 impl PiiKeys {
@@ -79,14 +81,14 @@ impl PiiKeys {
         Ok(PiiKeys {
             key_id: key_id.to_string(),
             cipher: Aes256Gcm::new_from_slice(&enc).map_err(|_| not_configured())?,
-            index_key: derive(b"kindling/pii/blind-index/v1"),
+            index_mac: <HmacSha256 as Mac>::new_from_slice(&derive(b"kindling/pii/blind-index/v1"))
+                .expect("HMAC takes any key length"),
         })
     }
 
     /// The blind index of an already normalised value.
     pub fn index(&self, kind: PiiKind, normalised: &str) -> String {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.index_key)
-            .expect("HMAC takes any key length");
+        let mut mac = self.index_mac.clone();
         mac.update(kind.as_str().as_bytes());
         mac.update(b"\0");
         mac.update(normalised.as_bytes());
@@ -107,13 +109,17 @@ impl PiiKeys {
                 },
             )
             .unwrap_or_default();
+        // `<key id>.<nonce>.<ciphertext>`, encoded into one string (no formatter, no
+        // intermediate strings).
+        let encoded = 16 + (ct.len() * 4).div_ceil(3);
+        let mut cipher = String::with_capacity(self.key_id.len() + 2 + encoded);
+        cipher.push_str(&self.key_id);
+        cipher.push('.');
+        URL_SAFE_NO_PAD.encode_string(nonce, &mut cipher);
+        cipher.push('.');
+        URL_SAFE_NO_PAD.encode_string(&ct, &mut cipher);
         Sealed {
-            cipher: format!(
-                "{}.{}.{}",
-                self.key_id,
-                URL_SAFE_NO_PAD.encode(nonce),
-                URL_SAFE_NO_PAD.encode(ct)
-            ),
+            cipher,
             index: self.index(kind, normalised),
         }
     }
@@ -171,7 +177,12 @@ fn decode_key(s: &str) -> Option<Vec<u8>> {
 /// tables): an address typed in two Unicode normal forms may index apart. The local part is
 /// kept as typed apart from case, so an internationalised mailbox (`张伟@例子.中国`) stays valid.
 pub fn normalise_email(raw: &str) -> Option<String> {
-    let folded: String = raw.chars().map(fold_full_width).collect();
+    // Full-width forms are never ASCII: an ASCII address (nearly all) is used as it is.
+    let folded: std::borrow::Cow<'_, str> = if raw.is_ascii() {
+        raw.into()
+    } else {
+        raw.chars().map(fold_full_width).collect::<String>().into()
+    };
     let e = folded.trim();
     // Every character yields at least one in the result, so a longer input cannot fit in 254
     // bytes; refusing it here also bounds the Punycode work below.

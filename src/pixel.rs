@@ -3,7 +3,6 @@
 
 use crate::event::{
     is_valid_event_name, is_valid_visitor_id, DropReason, Event, Subject, DEFAULT_WORKSPACE,
-    MAX_PROPERTIES_BYTES,
 };
 use crate::site::is_valid_site_key;
 use crate::time::Millis;
@@ -72,8 +71,7 @@ impl PixelQuery {
         if let Some(referrer) = self.referrer.filter(|r| !r.is_empty()) {
             properties.insert("referrer".into(), Value::String(checked_url(referrer)?));
         }
-        if serde_json::to_string(&properties).map_or(usize::MAX, |s| s.len()) > MAX_PROPERTIES_BYTES
-        {
+        if crate::event::properties_too_large(&properties) {
             return Err(DropReason::PropertiesTooLarge);
         }
         Ok(Event {
@@ -95,18 +93,74 @@ impl PixelQuery {
 /// Accepts absolute http(s) URLs of bounded length without control characters: anything else
 /// on a page-view is a forgery or a bug, and keeping it would only pollute reports.
 pub fn checked_url(url: String) -> Result<String, DropReason> {
-    let lower = url.get(..8).unwrap_or(&url).to_ascii_lowercase();
-    let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
-    if scheme_ok && url.chars().count() <= MAX_URL_CHARS && !url.chars().any(char::is_control) {
+    // The scheme compared in place, ignoring ASCII case (no lowercased copy per URL).
+    let has_prefix = |p: &str| {
+        url.as_bytes()
+            .get(..p.len())
+            .is_some_and(|b| b.eq_ignore_ascii_case(p.as_bytes()))
+    };
+    let scheme_ok = has_prefix("https://") || has_prefix("http://");
+    if scheme_ok && fits_without_controls(&url) {
         Ok(url)
     } else {
         Err(DropReason::InvalidUrl)
     }
 }
 
+/// `url.chars().count() <= MAX_URL_CHARS && !url.chars().any(char::is_control)` in one pass
+/// over the bytes, without decoding characters. The control characters (Cc) are U+0000-U+001F
+/// and U+007F, one byte each, and U+0080-U+009F, encoded as 0xC2 0x80-0x9F; characters are
+/// counted by the bytes that start them.
+fn fits_without_controls(url: &str) -> bool {
+    if url.is_ascii() {
+        // The usual URL: a byte is a character.
+        return url.len() <= MAX_URL_CHARS && !url.bytes().any(|b| b < 0x20 || b == 0x7f);
+    }
+    let mut chars = 0usize;
+    let mut after_c2 = false;
+    for &b in url.as_bytes() {
+        if b < 0x20 || b == 0x7f || (after_c2 && b <= 0x9f) {
+            return false;
+        }
+        // 0xC2 only ever leads a character; what follows it is 0x80-0xBF.
+        after_c2 = b == 0xc2;
+        chars += usize::from(b & 0xc0 != 0x80);
+    }
+    chars <= MAX_URL_CHARS
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_length_and_control_check_counts_characters() {
+        let reference =
+            |u: &str| u.chars().count() <= MAX_URL_CHARS && !u.chars().any(char::is_control);
+        let long = format!("https://a.example/{}", "é".repeat(MAX_URL_CHARS));
+        let fits = format!("https://a.example/{}", "é".repeat(MAX_URL_CHARS - 18));
+        let ascii_long = format!("https://a.example/{}", "a".repeat(MAX_URL_CHARS - 17));
+        let ascii_fits = format!("https://a.example/{}", "a".repeat(MAX_URL_CHARS - 18));
+        for u in [
+            "https://a.example/",
+            "https://a.example/\u{7f}",
+            "https://a.example/\u{80}",
+            "https://a.example/\u{9f}x",
+            "https://a.example/\u{a0}\u{c2}",
+            "https://a.example/\t",
+            "https://例子.中国/路径?q=下载",
+            long.as_str(),
+            fits.as_str(),
+            ascii_long.as_str(),
+            ascii_fits.as_str(),
+        ] {
+            assert_eq!(fits_without_controls(u), reference(u), "{u:?}");
+        }
+        assert!(fits_without_controls(&fits));
+        assert!(!fits_without_controls(&long));
+        assert!(fits_without_controls(&ascii_fits));
+        assert!(!fits_without_controls(&ascii_long));
+    }
 
     fn event(q: &str) -> Result<Event, DropReason> {
         PixelQuery::parse(q).into_event("evt_1".into(), Millis(1_000))

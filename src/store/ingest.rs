@@ -162,7 +162,8 @@ const COUNT_DROPS: &str =
 /// The statements that apply every pending merge: the surviving contact takes the history,
 /// identities, points, signals, consent records and any contact point it lacked.
 pub(super) fn apply_merges(workspace: &str) -> Vec<Statement> {
-    let ws = || vec![Value::from(workspace)];
+    let ws = Value::text_shared(workspace);
+    let ws = || vec![ws.clone()];
     vec![
         Statement::new(MERGE_SPAN, vec![]),
         Statement::new(MERGE_FIRST_TOUCH, vec![]),
@@ -180,29 +181,91 @@ pub(super) fn apply_merges(workspace: &str) -> Vec<Statement> {
     ]
 }
 
-/// How a statement finds the subject's contact: through the identities (kind, value), or
-/// directly (a contact named by a signed token).
-pub(super) fn subject_parts(subject: &Subject) -> (&'static str, &str, Value) {
+/// The four parameters that open most statements, saying how a statement finds the subject's
+/// contact: ?1 workspace, then through the identities ?2 kind and ?3 value, or directly ?4 (a
+/// contact named by a signed token; NULL otherwise). Built once per subject of a batch; its
+/// texts are shared by every statement that binds them.
+pub(super) fn subject_head(workspace: Value, subject: &Subject) -> [Value; 4] {
     match subject {
-        Subject::Contact(c) => ("", "", Value::Text(c.clone())),
-        s => (
-            s.identity_kind().unwrap_or_default(),
-            s.value(),
+        Subject::Contact(c) => [
+            workspace,
+            Value::text_static(""),
+            Value::text_static(""),
+            Value::text_shared(c),
+        ],
+        s => [
+            workspace,
+            Value::text_static(s.identity_kind().unwrap_or_default()),
+            Value::text_shared(s.value()),
             Value::Null,
-        ),
+        ],
     }
 }
 
-/// The first three parameters of every subject-resolving statement.
-fn subject_params(workspace: &str, kind: &str, value: &str) -> Vec<Value> {
-    vec![workspace.into(), kind.into(), value.into()]
+/// A statement's parameters: `head` (cloned, which shares its texts) followed by `tail`, in one
+/// allocation of the exact size.
+pub(super) fn params<const N: usize>(head: &[Value], tail: [Value; N]) -> Vec<Value> {
+    let mut p = Vec::with_capacity(head.len() + N);
+    p.extend_from_slice(head);
+    p.extend(tail);
+    p
+}
+
+/// Texts that many statements of a batch bind (workspaces, event names): each is allocated once
+/// per batch and shared by every statement binding it.
+#[derive(Default)]
+pub(super) struct Texts<'a>(BTreeMap<&'a str, Value>);
+
+impl<'a> Texts<'a> {
+    pub(super) fn get(&mut self, s: &'a str) -> Value {
+        self.0
+            .entry(s)
+            .or_insert_with(|| Value::text_shared(s))
+            .clone()
+    }
+}
+
+/// The text last bound for one parameter: a beacon's events are consecutive and share their
+/// site and session, so one comparison finds the text to share.
+#[derive(Default)]
+struct Recent<'a>(Option<(&'a str, Value)>);
+
+impl<'a> Recent<'a> {
+    fn get(&mut self, s: Option<&'a str>) -> Value {
+        let Some(s) = s else { return Value::Null };
+        match &self.0 {
+            Some((last, v)) if *last == s => v.clone(),
+            _ => self.0.insert((s, Value::text_shared(s))).1.clone(),
+        }
+    }
+}
+
+/// An event of the batch with the parameters its statements share.
+pub(super) struct Ev<'a> {
+    pub(super) event: &'a Event,
+    /// `subject_head` of the event's subject.
+    pub(super) subject: &'a [Value; 4],
+    /// Which of the batch's distinct (workspace, subject) pairs the event is about.
+    pub(super) slot: usize,
+    /// The event id, which several statements bind.
+    pub(super) id: Value,
+}
+
+/// A distinct (workspace, subject) of the batch: the span of its events' times and its
+/// statements' leading parameters.
+struct Slot<'a> {
+    workspace: &'a str,
+    subject: &'a Subject,
+    first: Millis,
+    last: Millis,
+    head: [Value; 4],
 }
 
 /// The statements that record a batch of queue messages, scoring them with `model` when given.
 pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Vec<Statement> {
     let mut subjects: BTreeMap<(&str, &Subject), (Millis, Millis)> = BTreeMap::new();
     let mut drops: BTreeMap<(String, &str, DropReason), i64> = BTreeMap::new();
-    let mut events: Vec<&Event> = Vec::new();
+    let mut events: Vec<&Event> = Vec::with_capacity(messages.len());
     for m in messages {
         match m {
             IngestMessage::Event(e) => {
@@ -219,224 +282,305 @@ pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Ve
         }
     }
 
-    let mut out = Vec::with_capacity(subjects.len() * 3 + events.len() * 2 + drops.len());
-    for ((workspace, subject), (first, _)) in &subjects {
-        let (contact, status) = match subject {
-            Subject::Visitor(v) => (anonymous_contact_id(workspace, v), "anonymous"),
-            Subject::User(u) => (user_contact_id(workspace, u), "known"),
+    let mut texts = Texts::default();
+    // In (workspace, subject) order, as the map kept them.
+    let slots: Vec<Slot<'_>> = subjects
+        .into_iter()
+        .map(|((workspace, subject), (first, last))| Slot {
+            workspace,
+            subject,
+            first,
+            last,
+            head: subject_head(texts.get(workspace), subject),
+        })
+        .collect();
+    let mut batch: Vec<Ev<'_>> = Vec::with_capacity(events.len());
+    for e in &events {
+        let key = (e.workspace.as_str(), &e.subject);
+        // A beacon's events are consecutive and share their subject: look up only on a change.
+        let slot = match batch.last() {
+            Some(prev) if (slots[prev.slot].workspace, slots[prev.slot].subject) == key => {
+                prev.slot
+            }
+            _ => slots
+                .binary_search_by(|s| (s.workspace, s.subject).cmp(&key))
+                .expect("every event's subject has a slot"),
+        };
+        batch.push(Ev {
+            event: e,
+            subject: &slots[slot].head,
+            slot,
+            id: Value::text_shared(&e.id),
+        });
+    }
+
+    let scored = if model.is_some() {
+        9 * slots.len() + 2 * batch.len()
+    } else {
+        0
+    };
+    let mut out = Vec::with_capacity(slots.len() * 3 + batch.len() * 2 + drops.len() + scored);
+    for slot in &slots {
+        let (contact, status) = match slot.subject {
+            Subject::Visitor(v) => (anonymous_contact_id(slot.workspace, v), "anonymous"),
+            Subject::User(u) => (user_contact_id(slot.workspace, u), "known"),
             Subject::Contact(_) => continue,
         };
+        let contact = Value::from(contact);
+        let [ws, kind, value, _] = &slot.head;
         out.push(Statement::new(
             INSERT_CONTACT,
             vec![
-                contact.clone().into(),
-                (*workspace).into(),
-                status.into(),
-                (*first).into(),
+                contact.clone(),
+                ws.clone(),
+                Value::text_static(status),
+                slot.first.into(),
             ],
         ));
-        let kind = subject.identity_kind().unwrap_or_default();
         out.push(Statement::new(
             INSERT_SUBJECT_IDENTITY,
             vec![
-                (*workspace).into(),
-                kind.into(),
-                subject.value().into(),
-                contact.into(),
-                (*first).into(),
+                ws.clone(),
+                kind.clone(),
+                value.clone(),
+                contact,
+                slot.first.into(),
             ],
         ));
     }
 
     // Identify events are applied in time order, so the latest claim wins.
-    let mut claimed: Vec<&Event> = events
+    let mut claimed: Vec<&Ev<'_>> = batch
         .iter()
-        .copied()
-        .filter(|e| !e.claims.is_empty() && e.subject.identity_kind().is_some())
+        .filter(|ev| !ev.event.claims.is_empty() && ev.event.subject.identity_kind().is_some())
         .collect();
-    claimed.sort_by_key(|e| e.occurred_at);
-    for e in &claimed {
-        claim_statements(e, &mut out);
+    claimed.sort_by_key(|ev| ev.event.occurred_at);
+    for ev in &claimed {
+        claim_statements(ev, &mut out);
     }
-    if !claimed.is_empty() {
-        out.extend(apply_merges(claimed[0].workspace.as_str()));
+    if let Some(first) = claimed.first() {
+        out.extend(apply_merges(first.event.workspace.as_str()));
     }
 
-    for e in &events {
-        let (kind, value, contact) = subject_parts(&e.subject);
+    let (mut site, mut session) = (Recent::default(), Recent::default());
+    for ev in &batch {
+        let e = ev.event;
+        let [ws, kind, value, contact] = ev.subject;
         let visitor = match &e.subject {
-            Subject::Visitor(v) => Value::Text(v.clone()),
+            Subject::Visitor(_) => value.clone(),
             _ => Value::Null,
         };
-        let mut p = subject_params(&e.workspace, kind, value);
-        p.extend([
-            e.id.as_str().into(),
-            e.site.clone().into(),
-            visitor,
-            contact,
-            e.name.as_str().into(),
-            Value::Text(Json::Object(e.properties.clone()).to_string()),
-            e.occurred_at.into(),
-            e.received_at.into(),
-            e.session_id.clone().into(),
-        ]);
-        out.push(Statement::new(INSERT_EVENT, p));
+        let properties = crate::event::object_json(&e.properties);
+        out.push(Statement::new(
+            INSERT_EVENT,
+            vec![
+                ws.clone(),
+                kind.clone(),
+                value.clone(),
+                ev.id.clone(),
+                site.get(e.site.as_deref()),
+                visitor,
+                contact.clone(),
+                texts.get(&e.name),
+                Value::from(properties),
+                e.occurred_at.into(),
+                e.received_at.into(),
+                session.get(e.session_id.as_deref()),
+            ],
+        ));
     }
-    for e in &events {
-        consent_statements(e, &mut out);
+    for ev in &batch {
+        consent_statements(ev, &mut out);
     }
-    for ((workspace, subject), (first, last)) in &subjects {
-        let (kind, value, contact) = subject_parts(subject);
-        let mut p = subject_params(workspace, kind, value);
-        p.extend([(*first).into(), (*last).into(), contact]);
-        out.push(Statement::new(TOUCH_CONTACT, p));
+    for slot in &slots {
+        let [ws, kind, value, contact] = &slot.head;
+        out.push(Statement::new(
+            TOUCH_CONTACT,
+            vec![
+                ws.clone(),
+                kind.clone(),
+                value.clone(),
+                slot.first.into(),
+                slot.last.into(),
+                contact.clone(),
+            ],
+        ));
     }
-    for e in &events {
-        if let (Some(kind), Some(touch)) = (e.subject.identity_kind(), touch_of(e)) {
+    for ev in &batch {
+        let e = ev.event;
+        if e.subject.identity_kind().is_none() {
+            continue;
+        }
+        if let Some(touch) = touch_of(e) {
+            // One text for both statements.
+            let touch = Value::text_shared(&crate::event::value_json(&touch));
             for sql in [FIRST_TOUCH, LAST_TOUCH] {
-                let mut p = subject_params(&e.workspace, kind, e.subject.value());
-                p.extend([Value::Text(touch.to_string()), e.occurred_at.into()]);
-                out.push(Statement::new(sql, p));
+                out.push(Statement::new(
+                    sql,
+                    params(&ev.subject[..3], [touch.clone(), e.occurred_at.into()]),
+                ));
             }
         }
     }
-    for e in events
+    for ev in batch
         .iter()
-        .filter(|e| super::lifecycle::STAGE_EVENTS.contains(&e.name.as_str()))
+        .filter(|ev| super::lifecycle::STAGE_EVENTS.contains(&ev.event.name.as_str()))
     {
-        let (kind, value, contact) = subject_parts(&e.subject);
-        let mut p = subject_params(&e.workspace, kind, value);
-        p.extend([contact, e.occurred_at.into()]);
-        out.push(Statement::new(super::lifecycle::MARK_DUE, p));
+        out.push(Statement::new(
+            super::lifecycle::MARK_DUE,
+            params(ev.subject, [ev.event.occurred_at.into()]),
+        ));
     }
-    for e in &events {
-        let (kind, value, contact) = subject_parts(&e.subject);
+    for ev in &batch {
+        let e = ev.event;
         if e.name == "order_completed" {
             let (order, amount, currency) = super::tags::order_of(e);
-            let mut p = subject_params(&e.workspace, kind, value);
-            p.extend([
-                contact.clone(),
-                e.occurred_at.into(),
-                order.into(),
-                Value::Real(amount),
-                currency.into(),
-                e.id.as_str().into(),
-            ]);
-            out.push(Statement::new(super::tags::RECORD_ORDER, p));
+            out.push(Statement::new(
+                super::tags::RECORD_ORDER,
+                params(
+                    ev.subject,
+                    [
+                        e.occurred_at.into(),
+                        order.into(),
+                        Value::Real(amount),
+                        currency.into(),
+                        ev.id.clone(),
+                    ],
+                ),
+            ));
         }
         if super::tags::TAG_EVENTS.contains(&e.name.as_str()) {
-            let mut p = subject_params(&e.workspace, kind, value);
-            p.extend([contact, e.occurred_at.into()]);
-            out.push(Statement::new(super::tags::MARK_DUE, p));
+            out.push(Statement::new(
+                super::tags::MARK_DUE,
+                params(ev.subject, [e.occurred_at.into()]),
+            ));
         }
     }
     if let Some(model) = model {
-        out.extend(super::scoring::statements(model, &events));
+        super::scoring::batch_statements(model, &batch, &mut out);
     }
     for ((day, source, reason), n) in drops {
         out.push(Statement::new(
             COUNT_DROPS,
-            vec![day.into(), source.into(), reason.as_str().into(), n.into()],
+            vec![
+                day.into(),
+                source.into(),
+                Value::text_static(reason.as_str()),
+                n.into(),
+            ],
         ));
     }
     out
 }
 
-fn consent_statements(e: &Event, out: &mut Vec<Statement>) {
+fn consent_statements(ev: &Ev<'_>, out: &mut Vec<Statement>) {
+    let e = ev.event;
+    let [ws, kind, value, contact] = ev.subject;
     for c in &e.consents {
-        let (kind, value, contact) = subject_parts(&e.subject);
-        let mut p = subject_params(&e.workspace, kind, value);
-        p.extend([
-            format!("{}:{}", e.id, c.item).into(),
-            contact,
-            c.channel.as_str().into(),
-            c.purpose.as_str().into(),
-            i64::from(c.granted).into(),
-            c.wording_version.clone().into(),
-            c.source.as_str().into(),
-            c.form_id.clone().into(),
-            e.id.as_str().into(),
-            c.ip_hash.clone().into(),
-            c.user_agent.clone().into(),
-            e.occurred_at.into(),
-        ]);
-        out.push(Statement::new(RECORD_CONSENT, p));
+        out.push(Statement::new(
+            RECORD_CONSENT,
+            vec![
+                ws.clone(),
+                kind.clone(),
+                value.clone(),
+                format!("{}:{}", e.id, c.item).into(),
+                contact.clone(),
+                Value::text_static(c.channel.as_str()),
+                c.purpose.as_str().into(),
+                i64::from(c.granted).into(),
+                c.wording_version.clone().into(),
+                c.source.as_str().into(),
+                c.form_id.clone().into(),
+                ev.id.clone(),
+                c.ip_hash.clone().into(),
+                c.user_agent.clone().into(),
+                e.occurred_at.into(),
+            ],
+        ));
     }
 }
 
-fn claim_statements(e: &Event, out: &mut Vec<Statement>) {
+/// The keys of an identify's properties that are not contact attributes.
+fn is_attribute(key: &str) -> bool {
+    !matches!(
+        key,
+        "url" | "referrer" | "title" | "form_id" | "form_version"
+    )
+}
+
+fn claim_statements(ev: &Ev<'_>, out: &mut Vec<Statement>) {
+    let e = ev.event;
     let kind = e.subject.identity_kind().unwrap_or_default();
-    let value = e.subject.value();
-    let ws = e.workspace.as_str();
+    let subject = &ev.subject[..3];
     let Claims {
         email, phone, name, ..
     } = &e.claims;
+    // Applied through the claimed identifier's identity, so they land on the surviving contact.
+    let mut via: Option<[Value; 3]> = None;
     for (pii, sealed) in e.claims.identifiers() {
         let id_kind = pii.as_str();
         // A user subject already is its own user_id identity.
         if kind == "user_id" && id_kind == "user_id" {
             continue;
         }
-        let mut p = subject_params(ws, kind, value);
-        p.extend([
-            id_kind.into(),
-            sealed.index.as_str().into(),
-            e.occurred_at.into(),
-        ]);
-        out.push(Statement::new(CLAIM_IDENTITY, p));
-        let mut p = subject_params(ws, kind, value);
-        p.extend([
-            id_kind.into(),
-            sealed.index.as_str().into(),
-            e.id.as_str().into(),
-            e.occurred_at.into(),
-        ]);
-        out.push(Statement::new(RECORD_MERGE, p));
-        let mut p = subject_params(ws, kind, value);
-        p.extend([id_kind.into(), sealed.index.as_str().into()]);
-        out.push(Statement::new(MOVE_DEVICE, p));
+        let id_kind = Value::text_static(id_kind);
+        let index = Value::text_shared(&sealed.index);
+        out.push(Statement::new(
+            CLAIM_IDENTITY,
+            params(
+                subject,
+                [id_kind.clone(), index.clone(), e.occurred_at.into()],
+            ),
+        ));
+        out.push(Statement::new(
+            RECORD_MERGE,
+            params(
+                subject,
+                [
+                    id_kind.clone(),
+                    index.clone(),
+                    ev.id.clone(),
+                    e.occurred_at.into(),
+                ],
+            ),
+        ));
+        out.push(Statement::new(
+            MOVE_DEVICE,
+            params(subject, [id_kind.clone(), index.clone()]),
+        ));
+        via.get_or_insert_with(|| [subject[0].clone(), id_kind, index]);
     }
-    // Applied through the claimed identifier's identity, so they land on the surviving contact.
-    let (via_kind, via_value) = match e
-        .claims
-        .identifiers()
-        .find(|(k, _)| !(kind == "user_id" && k.as_str() == "user_id"))
-    {
-        Some((k, s)) => (k.as_str(), s.index.as_str()),
-        None => (kind, value),
+    let via: &[Value] = match &via {
+        Some(v) => v,
+        None => subject,
     };
     for (sql, sealed) in [(SET_EMAIL, email), (SET_PHONE, phone), (SET_NAME, name)] {
         if let Some(s) = sealed {
-            let mut p = subject_params(ws, via_kind, via_value);
-            p.extend([
-                s.cipher.as_str().into(),
-                s.index.as_str().into(),
-                e.occurred_at.into(),
-            ]);
-            out.push(Statement::new(sql, p));
+            out.push(Statement::new(
+                sql,
+                params(
+                    via,
+                    [
+                        s.cipher.as_str().into(),
+                        s.index.as_str().into(),
+                        e.occurred_at.into(),
+                    ],
+                ),
+            ));
         }
     }
-    let mut p = subject_params(ws, via_kind, via_value);
-    p.push(e.occurred_at.into());
-    out.push(Statement::new(SET_KNOWN, p));
-    let attributes: Map<String, Json> = e
-        .properties
-        .iter()
-        .filter(|(k, _)| {
-            !matches!(
-                k.as_str(),
-                "url" | "referrer" | "title" | "form_id" | "form_version"
-            )
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if !attributes.is_empty() {
-        let mut p = subject_params(ws, via_kind, via_value);
-        p.extend([
-            Json::Object(attributes).to_string().into(),
-            e.occurred_at.into(),
-        ]);
-        out.push(Statement::new(SET_ATTRIBUTES, p));
+    out.push(Statement::new(
+        SET_KNOWN,
+        params(via, [e.occurred_at.into()]),
+    ));
+    if e.properties.keys().any(|k| is_attribute(k)) {
+        // Written from the event's properties: the text of the filtered map, without it.
+        let attributes =
+            crate::event::object_json(e.properties.iter().filter(|(k, _)| is_attribute(k)));
+        out.push(Statement::new(
+            SET_ATTRIBUTES,
+            params(via, [attributes.into(), e.occurred_at.into()]),
+        ));
     }
 }
 
@@ -462,8 +606,13 @@ pub fn touch_of(e: &Event) -> Option<Json> {
     })?;
     let mut touch = Map::new();
     touch.insert("source".into(), source.into());
-    for k in ["medium", "campaign", "term", "content"] {
-        if let Some(v) = get(&format!("utm_{k}")) {
+    for (k, utm) in [
+        ("medium", "utm_medium"),
+        ("campaign", "utm_campaign"),
+        ("term", "utm_term"),
+        ("content", "utm_content"),
+    ] {
+        if let Some(v) = get(utm) {
             touch.insert(k.into(), v.into());
         }
     }
@@ -480,7 +629,14 @@ pub fn touch_of(e: &Event) -> Option<Json> {
 }
 
 fn host_of(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let host = rest.split(['/', '?', '#']).next()?;
+    // Searched as bytes (every page view asks): the separators are ASCII, so a match never
+    // falls inside a character, and the pieces are those of `split_once` and `split`.
+    let start = url.as_bytes().windows(3).position(|w| w == b"://")? + 3;
+    let rest = &url[start..];
+    let end = rest
+        .bytes()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let host = &rest[..end];
     (!host.is_empty()).then_some(host)
 }

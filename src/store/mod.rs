@@ -28,17 +28,107 @@ pub enum Value {
     Null,
     Integer(i64),
     Real(f64),
-    Text(String),
+    Text(Text),
+}
+
+/// The text of a bound parameter, read as a `str`. An ingest batch binds the same few strings
+/// (workspace, subject, event id, rule ids, day) into hundreds of statements: a shared text is
+/// one allocation however many statements bind it, and SQL constants bind without allocating.
+/// Shared texts are counted with `Rc`, not `Arc`: statements never leave the thread that built
+/// them (a Worker has one; see [`Db`]), and a non-atomic count is cheaper to clone and drop.
+#[derive(Clone)]
+pub struct Text(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Static(&'static str),
+    Owned(String),
+    Shared(std::rc::Rc<str>),
+}
+
+impl Text {
+    /// A constant: binding it allocates nothing.
+    pub const fn from_static(s: &'static str) -> Text {
+        Text(Repr::Static(s))
+    }
+
+    /// One allocation; every clone after it shares it.
+    pub fn shared(s: &str) -> Text {
+        Text(Repr::Shared(s.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Static(s) => s,
+            Repr::Owned(s) => s,
+            Repr::Shared(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+// Compared and shown as the text it holds, whichever way it is stored.
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<String> for Text {
+    fn from(s: String) -> Self {
+        Text(Repr::Owned(s))
+    }
+}
+
+impl Value {
+    /// A constant text parameter (no allocation).
+    pub const fn text_static(s: &'static str) -> Value {
+        Value::Text(Text::from_static(s))
+    }
+
+    /// A text parameter many statements will bind: cloning it does not copy the text.
+    pub fn text_shared(s: &str) -> Value {
+        Value::Text(Text::shared(s))
+    }
 }
 
 impl From<&str> for Value {
     fn from(s: &str) -> Self {
-        Value::Text(s.to_string())
+        Value::Text(Text(Repr::Owned(s.to_string())))
     }
 }
 impl From<String> for Value {
     fn from(s: String) -> Self {
-        Value::Text(s)
+        Value::Text(Text(Repr::Owned(s)))
+    }
+}
+impl From<Text> for Value {
+    fn from(t: Text) -> Self {
+        Value::Text(t)
     }
 }
 impl From<i64> for Value {
@@ -108,7 +198,7 @@ pub(crate) async fn due_page(
 /// queue batch's rows in one statement, whatever their number.
 pub(crate) fn id_list<S: AsRef<str>>(ids: &[S]) -> Value {
     let list: Vec<&str> = ids.iter().map(AsRef::as_ref).collect();
-    Value::Text(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()))
+    Value::from(serde_json::to_string(&list).unwrap_or_else(|_| "[]".into()))
 }
 
 /// Typed access to row columns, tolerant of D1 handing integers back as floats.

@@ -5,10 +5,11 @@
 //! Every statement resolves its contact the way the event insert did (token contact, or the
 //! subject's identity), and every write is keyed so a redelivered batch awards nothing twice.
 
+use super::ingest::{params, subject_head, Ev, Texts};
 use super::{Db, RowExt, Statement, Value};
 use crate::error::Error;
 use crate::event::Event;
-use crate::scoring::model::{Model, Repeat};
+use crate::scoring::model::{Model, Repeat, Rule};
 use crate::scoring::rules::{all_hold, attribute_awards, event_awards};
 use crate::time::Millis;
 use serde::Serialize;
@@ -92,102 +93,181 @@ fn promote(
     rank: i64,
     at: Millis,
     subject: &[Value],
-) -> Vec<Statement> {
-    let mut p = subject.to_vec();
-    p.extend([threshold.into(), rank.into(), at.into(), status.into()]);
-    promotion_sql()
-        .iter()
-        .map(|sql| Statement::new(sql.as_str(), p.clone()))
-        .collect()
-}
-
-fn subject_values(e: &Event) -> Vec<Value> {
-    let (kind, value, contact) = super::ingest::subject_parts(&e.subject);
-    vec![
-        e.workspace.as_str().into(),
-        kind.into(),
-        value.into(),
-        contact,
-    ]
+    out: &mut Vec<Statement>,
+) {
+    let p = params(
+        subject,
+        [
+            threshold.into(),
+            rank.into(),
+            at.into(),
+            Value::text_static(status),
+        ],
+    );
+    let [event, transition, update] = promotion_sql();
+    out.push(Statement::new(event.as_str(), p.clone()));
+    out.push(Statement::new(transition.as_str(), p.clone()));
+    out.push(Statement::new(update.as_str(), p));
 }
 
 /// Everything scoring writes for a batch of accepted events (after they were inserted).
 pub fn statements(model: &Model, events: &[&Event]) -> Vec<Statement> {
+    let mut texts = Texts::default();
+    let mut slots: std::collections::BTreeMap<(&str, &crate::event::Subject), usize> =
+        Default::default();
+    let heads: Vec<[Value; 4]> = events
+        .iter()
+        .map(|e| subject_head(texts.get(&e.workspace), &e.subject))
+        .collect();
+    let batch: Vec<Ev<'_>> = events
+        .iter()
+        .zip(&heads)
+        .map(|(e, head)| {
+            let next = slots.len();
+            Ev {
+                event: e,
+                subject: head,
+                slot: *slots.entry((&e.workspace, &e.subject)).or_insert(next),
+                id: Value::text_shared(&e.id),
+            }
+        })
+        .collect();
     let mut out = Vec::new();
+    batch_statements(model, &batch, &mut out);
+    out
+}
+
+/// `statements` for the events of an ingest batch, with the parameters they share.
+pub(super) fn batch_statements(model: &Model, events: &[Ev<'_>], out: &mut Vec<Statement>) {
     let award = award_sql();
     let signal = signal_sql();
     let version = i64::from(model.version);
-    for e in events {
-        let subject = subject_values(e);
-        let day = scoring_day(e.occurred_at);
+    // Built once per batch, not per event or contact.
+    let signals: Vec<Value> = model.sales_ready.as_ref().map_or_else(Vec::new, |sr| {
+        (0..sr.all.len())
+            .map(|i| Value::from(format!("sales_ready.{i}")))
+            .collect()
+    });
+    // Rule ids by the rule's place in the model (awards point into `model.rules`).
+    let mut rule_ids: Vec<Option<Value>> = vec![None; model.rules.len()];
+    let mut rule_id = |rule: &Rule| match model.rules.iter().position(|r| std::ptr::eq(r, rule)) {
+        Some(i) => rule_ids[i]
+            .get_or_insert_with(|| Value::text_shared(&rule.id))
+            .clone(),
+        None => Value::from(rule.id.as_str()),
+    };
+    let mut day: Option<(i64, Value)> = None;
+    for ev in events {
+        let e = ev.event;
         let mut awards = event_awards(model, &e.name, &e.properties);
         if crate::scoring::rules::carries_traits(&e.name) {
             awards.extend(attribute_awards(model, &e.properties));
         }
-        for a in &awards {
-            let (key, max) = match a.rule.repeat {
-                Repeat::Once => ("once".to_string(), Value::Null),
-                Repeat::Unlimited => (e.id.clone(), Value::Null),
-                Repeat::MaxPerDay(n) => (e.id.clone(), i64::from(n).into()),
+        if !awards.is_empty() {
+            // Events of a batch mostly fall on one scoring day: its text is made once, and
+            // reused while the day number (which names the calendar day) stays the same.
+            let n = e.occurred_at.plus(DAY_OFFSET_MS).0.div_euclid(Millis::DAY);
+            let day = match &day {
+                Some((d, text)) if *d == n => text.clone(),
+                _ => {
+                    let text = Value::text_shared(&scoring_day(e.occurred_at));
+                    day.insert((n, text)).1.clone()
+                }
             };
-            let mut p = subject.clone();
-            p.extend([
-                a.rule.id.as_str().into(),
-                key.into(),
-                e.id.as_str().into(),
-                version.into(),
-                a.rule.dimension.as_str().into(),
-                a.rule.points.into(),
-                day.as_str().into(),
-                e.occurred_at.into(),
-                max,
-            ]);
-            out.push(Statement::new(award, p));
+            for a in &awards {
+                let (key, max) = match a.rule.repeat {
+                    Repeat::Once => (Value::text_static("once"), Value::Null),
+                    Repeat::Unlimited => (ev.id.clone(), Value::Null),
+                    Repeat::MaxPerDay(n) => (ev.id.clone(), i64::from(n).into()),
+                };
+                out.push(Statement::new(
+                    award,
+                    params(
+                        ev.subject,
+                        [
+                            rule_id(a.rule),
+                            key,
+                            ev.id.clone(),
+                            version.into(),
+                            Value::text_static(a.rule.dimension.as_str()),
+                            a.rule.points.into(),
+                            day.clone(),
+                            e.occurred_at.into(),
+                            max,
+                        ],
+                    ),
+                ));
+            }
         }
         if let Some(sr) = &model.sales_ready {
             for (i, req) in sr.all.iter().enumerate() {
                 if req.event == e.name && all_hold(&req.conditions, &e.properties) {
-                    let mut p = subject.clone();
-                    p.extend([
-                        format!("sales_ready.{i}").into(),
-                        e.id.as_str().into(),
-                        e.occurred_at.into(),
-                    ]);
-                    out.push(Statement::new(signal, p));
+                    out.push(Statement::new(
+                        signal,
+                        params(
+                            ev.subject,
+                            [signals[i].clone(), ev.id.clone(), e.occurred_at.into()],
+                        ),
+                    ));
                 }
             }
         }
     }
-    // Per contact touched: refresh the score, then promote and check the composite.
-    let mut seen = std::collections::BTreeSet::new();
-    for e in events {
-        let subject = subject_values(e);
-        if !seen.insert(format!("{:?}", subject)) {
+    // Per contact touched, in the order of its first event: refresh the score, then promote and
+    // check the composite. The score is judged at the subject's latest event.
+    let slots = events.iter().map(|ev| ev.slot + 1).max().unwrap_or(0);
+    let mut latest: Vec<Option<Millis>> = vec![None; slots];
+    for ev in events {
+        let l = &mut latest[ev.slot];
+        *l = Some(l.map_or(ev.event.occurred_at, |t| t.max(ev.event.occurred_at)));
+    }
+    // A subject's latest event is looked for across workspaces, as it always was; with one
+    // workspace (every real batch) that is its slot's.
+    let one_workspace = events
+        .iter()
+        .all(|ev| ev.event.workspace == events[0].event.workspace);
+    let sales_ready = model
+        .sales_ready
+        .as_ref()
+        .map(|sr| (sr, sales_ready_sql(sr)));
+    let mut seen = vec![false; slots];
+    for ev in events {
+        if std::mem::replace(&mut seen[ev.slot], true) {
             continue;
         }
-        let at = events
-            .iter()
-            .filter(|x| x.subject == e.subject)
-            .map(|x| x.occurred_at)
-            .max()
-            .unwrap_or(e.occurred_at);
-        out.push(Statement::new(refresh_sql(), subject.clone()));
-        out.extend(promote(model.thresholds.mql, "mql", 2, at, &subject));
-        out.extend(promote(model.thresholds.sql, "sql", 3, at, &subject));
-        if let Some(sr) = &model.sales_ready {
-            out.extend(sales_ready(sr, at, &subject));
+        let e = ev.event;
+        let at = if one_workspace {
+            latest[ev.slot].unwrap_or(e.occurred_at)
+        } else {
+            events
+                .iter()
+                .filter(|x| x.event.subject == e.subject)
+                .map(|x| x.event.occurred_at)
+                .max()
+                .unwrap_or(e.occurred_at)
+        };
+        let subject = &ev.subject[..];
+        out.push(Statement::new(refresh_sql(), subject.to_vec()));
+        promote(model.thresholds.mql, "mql", 2, at, subject, out);
+        promote(model.thresholds.sql, "sql", 3, at, subject, out);
+        if let Some((sr, sql)) = &sales_ready {
+            let p = params(
+                subject,
+                [
+                    at.plus(-(i64::from(sr.window_days) * Millis::DAY)).into(),
+                    at.into(),
+                ],
+            );
+            out.push(Statement::new(sql[0].clone(), p.clone()));
+            out.push(Statement::new(sql[1].clone(), p));
         }
     }
-    out
 }
 
 /// "Sales ready": every requirement met within the window, in any order; recorded once, as the
-/// internal event `lead.sales_ready`.
-fn sales_ready(
-    sr: &crate::scoring::model::SalesReady,
-    at: Millis,
-    subject: &[Value],
-) -> Vec<Statement> {
+/// internal event `lead.sales_ready`. The two statements' SQL (it depends on the model, so it is
+/// composed per batch); their parameters are the subject's, the window's start and the time.
+fn sales_ready_sql(sr: &crate::scoring::model::SalesReady) -> [String; 2] {
     let counts: Vec<String> = sr
         .all
         .iter()
@@ -204,21 +284,13 @@ fn sales_ready(
         "id = {CONTACT} AND sales_ready_at IS NULL AND {}",
         counts.join(" AND ")
     );
-    let mut p = subject.to_vec();
-    p.extend([
-        at.plus(-(i64::from(sr.window_days) * Millis::DAY)).into(),
-        at.into(),
-    ]);
-    vec![
-        Statement::new(
-            format!(
-                "INSERT OR IGNORE INTO events (workspace, id, contact_id, name, properties, occurred_at, received_at) \
-                 SELECT workspace, 'lead.sales_ready:' || id, id, 'lead.sales_ready', json_object('score', score), ?6, ?6 \
-                 FROM contacts WHERE {cond}"
-            ),
-            p.clone(),
+    [
+        format!(
+            "INSERT OR IGNORE INTO events (workspace, id, contact_id, name, properties, occurred_at, received_at) \
+             SELECT workspace, 'lead.sales_ready:' || id, id, 'lead.sales_ready', json_object('score', score), ?6, ?6 \
+             FROM contacts WHERE {cond}"
         ),
-        Statement::new(format!("UPDATE contacts SET sales_ready_at = ?6 WHERE {cond}"), p),
+        format!("UPDATE contacts SET sales_ready_at = ?6 WHERE {cond}"),
     ]
 }
 
@@ -473,8 +545,8 @@ pub async fn recompute_pass(
         }
         let subject = vec![workspace.into(), "".into(), "".into(), id.as_str().into()];
         stmts.push(Statement::new(refresh_sql(), subject.clone()));
-        stmts.extend(promote(model.thresholds.mql, "mql", 2, now, &subject));
-        stmts.extend(promote(model.thresholds.sql, "sql", 3, now, &subject));
+        promote(model.thresholds.mql, "mql", 2, now, &subject, &mut stmts);
+        promote(model.thresholds.sql, "sql", 3, now, &subject, &mut stmts);
     }
     let last = ids.last().cloned().unwrap_or_default();
     stmts.push(Statement::new(
@@ -534,4 +606,50 @@ pub async fn active_model(db: &impl Db, workspace: &str) -> Result<Option<Model>
         .ok_or_else(|| Error::Store("stored scoring model does not parse".into()))?;
     m.version = r.int("version").unwrap_or(0) as u32;
     Ok(Some(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::IngestMessage;
+    use crate::pii::{PiiKeys, DEV_PII_KEY};
+
+    #[test]
+    fn statements_are_what_the_ingest_batch_scores() {
+        let model = Model::parse(include_bytes!("../../config/scoring.json")).unwrap();
+        let keys = PiiKeys::from_secret(DEV_PII_KEY, "k1", true).unwrap();
+        let now = Millis(1_781_740_800_000);
+        let mut messages = Vec::new();
+        for (vid, events) in [
+            (
+                "v_scoring_1",
+                r#"[{"id":"e_score_01","type":"page","url":"https://a.example/cases/x"},
+                    {"id":"e_score_02","type":"track","name":"whitepaper_downloaded"},
+                    {"id":"e_score_03","type":"identify","email":"a@b.cn","traits":{"company_size":900}}]"#,
+            ),
+            (
+                "v_scoring_2",
+                r#"[{"id":"e_score_04","type":"page","url":"https://a.example/","ts":1781654400000},
+                    {"id":"e_score_05","type":"track","name":"webinar_attended"}]"#,
+            ),
+        ] {
+            let body = format!(r#"{{"site":"demo","vid":"{vid}","events":{events}}}"#);
+            let b =
+                crate::beacon::parse(body.as_bytes(), now, Some(&keys), &mut || [7; 12]).unwrap();
+            messages.extend(b.messages);
+        }
+        let events: Vec<&Event> = messages
+            .iter()
+            .filter_map(|m| match m {
+                IngestMessage::Event(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        let scored = super::super::ingest::batch_statements(&messages, Some(&model));
+        let mut expected = super::super::ingest::batch_statements(&messages, None);
+        let scoring = statements(&model, &events);
+        assert!(scoring.len() > 5, "{scoring:?}");
+        expected.extend(scoring);
+        assert_eq!(scored, expected);
+    }
 }

@@ -61,7 +61,7 @@ fn to_sql(v: &Value) -> rusqlite::types::Value {
         Value::Null => S::Null,
         Value::Integer(n) => S::Integer(*n),
         Value::Real(f) => S::Real(*f),
-        Value::Text(s) => S::Text(s.clone()),
+        Value::Text(s) => S::Text(s.as_str().to_owned()),
     }
 }
 
