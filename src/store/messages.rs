@@ -277,28 +277,6 @@ pub struct Facts {
     pub journey_recent: Vec<Millis>,
 }
 
-/// The frequency, time-zone and sales facts for a decision about `message_id`.
-pub async fn facts(
-    db: &impl Db,
-    workspace: &str,
-    contact: &str,
-    channel: &str,
-    message_id: &str,
-    window_ms: i64,
-    now: Millis,
-) -> Result<Facts, Error> {
-    let ask = FactsAsk {
-        contact,
-        channel,
-        message_id,
-        now,
-    };
-    facts_many(db, workspace, &[ask], window_ms)
-        .await?
-        .pop()
-        .ok_or_else(|| Error::Store("facts: no answer".into()))
-}
-
 /// Messages due at `now` — queued by a journey step (which sets `next_attempt_at` so the order
 /// survives an invocation that dies before its queue send), deferred, or waiting for a retry —
 /// and sends claimed so long ago that their invocation must have died: handed to the queue.
