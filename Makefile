@@ -20,10 +20,12 @@ test: build lint unit fuzz dry-run integration
 lint: bootstrap
 	cargo fmt --all --check
 	cargo clippy -p kindling --all-targets --features sqlite -- -D warnings
+	cargo clippy -p kindling-edge --all-targets -- -D warnings
 	cargo clippy --target wasm32-unknown-unknown $(WASM_CRATES) -- -D warnings
 
 unit:
 	cargo test -p kindling --features sqlite --lib
+	cargo test -p kindling-edge --lib
 
 # Property-based fuzzing of every input parser, ≥ 1,000,000 inputs (release: it is CPU-bound).
 fuzz:

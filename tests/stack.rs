@@ -64,6 +64,7 @@ fn trials(stack: Option<Arc<Stack>>) -> Vec<Trial> {
         tracking::server_side_ingest_is_segment_compatible_and_deduplicated,
         tracking::snippet_in_headless_chromium_reaches_the_timeline,
         tracking::hostile_traffic_interleaved_with_valid_events_loses_nothing,
+        tracking::concurrent_beacons_and_pixels_share_sends_and_arrive_once,
         scoring::a_lead_is_scored_promoted_and_decayed_as_specified,
         scoring::invalid_models_are_refused_and_the_active_one_stays,
         scoring::a_customer_becomes_new_then_dormant_in_virtual_time,

@@ -564,3 +564,76 @@ pub fn hostile_traffic_interleaved_with_valid_events_loses_nothing(
     assert_eq!(sql, 8, "hostile-looking names are stored verbatim, as data");
     Ok(())
 }
+
+/// Many visitors at once: track's requests share their queue sends, so this is the path where a
+/// batch carries several requests' messages. Every beacon is answered 202 only once its events
+/// are queued, a retried beacon counts once, and every pixel (answered before its send) still
+/// arrives.
+pub fn concurrent_beacons_and_pixels_share_sends_and_arrive_once(s: &Stack) -> Result<(), Failed> {
+    const BEACON_THREADS: usize = 8;
+    const PIXEL_THREADS: usize = 4;
+    const EACH: usize = 15;
+    let beacon_vid = fresh_visitor("crowd_b");
+    let pixel_vid = fresh_visitor("crowd_p");
+    std::thread::scope(|scope| {
+        for t in 0..BEACON_THREADS {
+            let vid = beacon_vid.as_str();
+            scope.spawn(move || {
+                for i in 0..EACH {
+                    let body = json!({"site": "demo", "vid": vid, "events": [
+                        {"id": format!("{vid}_{t}_{i}_a"), "type": "page", "url": "https://shop.example/a"},
+                        {"id": format!("{vid}_{t}_{i}_b"), "type": "track", "name": "crowd_clicked"}
+                    ]});
+                    assert_eq!(beacon(s, &body, &[]).status, 202, "beacon {t}/{i}");
+                    if i % 4 == 0 {
+                        assert_eq!(beacon(s, &body, &[]).status, 202, "retried beacon {t}/{i}");
+                    }
+                }
+            });
+        }
+        for t in 0..PIXEL_THREADS {
+            let vid = pixel_vid.as_str();
+            scope.spawn(move || {
+                for i in 0..EACH {
+                    let url = format!(
+                        "{}/p.gif?site=demo&vid={vid}&url=https%3A%2F%2Fshop.example%2F{t}%2F{i}",
+                        s.track()
+                    );
+                    let a = request("GET", &url, &[("User-Agent", CHROME)], None);
+                    assert_eq!((a.status, a.body.len()), (200, 43), "pixel {t}/{i}");
+                }
+            });
+        }
+    });
+    let expected = BEACON_THREADS * EACH * 2;
+    let id_of = |vid: &str| {
+        let c = eventually("the crowd's contact", || contact(s, vid));
+        c["id"].as_str().unwrap_or_default().to_string()
+    };
+    let beacon_contact = id_of(&beacon_vid);
+    let events = eventually("every beacon event", || {
+        let t = timeline(s, &beacon_contact);
+        (t.len() >= expected).then_some(t)
+    });
+    let mut ids: Vec<&str> = events.iter().filter_map(|e| e["id"].as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(
+        (events.len(), ids.len()),
+        (expected, expected),
+        "exactly once"
+    );
+    let pixel_contact = id_of(&pixel_vid);
+    let pages = eventually("every pixel page view", || {
+        let t = timeline(s, &pixel_contact);
+        (t.len() >= PIXEL_THREADS * EACH).then_some(t)
+    });
+    let mut urls: Vec<&str> = pages
+        .iter()
+        .filter_map(|e| e["properties"]["url"].as_str())
+        .collect();
+    urls.sort();
+    urls.dedup();
+    assert_eq!(urls.len(), PIXEL_THREADS * EACH, "one page view per pixel");
+    Ok(())
+}

@@ -3,7 +3,7 @@
 //! the same event ids and nothing is lost or counted twice.
 
 use crate::client::Client;
-use crate::pixel::dropped;
+use crate::pixel::{dropped, record};
 use crate::sites;
 use kindling::beacon::{self, MAX_BODY_BYTES};
 use kindling::event::{DropReason, IngestMessage};
@@ -14,12 +14,12 @@ use worker::*;
 /// Every answer carries CORS headers, errors included: a `fetch` sender must be able to read a
 /// 4xx as a 4xx (not a network error that would send it to the pixel fallback), and to read
 /// `Retry-After` on a 503.
-pub async fn handle(req: Request, env: &Env) -> Result<Response> {
+pub async fn handle(req: Request, env: &Env, ctx: &Context) -> Result<Response> {
     let origin = Client::of(&req).origin;
-    http::with_cors(answer(req, env).await?, origin.as_deref())
+    http::with_cors(answer(req, env, ctx).await?, origin.as_deref())
 }
 
-async fn answer(mut req: Request, env: &Env) -> Result<Response> {
+async fn answer(mut req: Request, env: &Env, ctx: &Context) -> Result<Response> {
     let now = kindling_edge::now();
     let client = Client::of(&req);
     let declared = req
@@ -54,21 +54,15 @@ async fn answer(mut req: Request, env: &Env) -> Result<Response> {
         Err(e) => return http::error(&e),
     };
     let Some(site) = sites::lookup(env, &parsed.site, now).await else {
-        let _ = kindling_edge::queue::send(
-            env,
-            "EVENTS",
-            &dropped("beacon", DropReason::UnknownSite, now),
-        )
-        .await;
+        record(env, ctx, dropped("beacon", DropReason::UnknownSite, now));
         return http::error(&Error::invalid("site", "this site key is not registered"));
     };
     if !site.allows_origin(client.origin.as_deref()) {
-        let _ = kindling_edge::queue::send(
+        record(
             env,
-            "EVENTS",
-            &dropped("beacon", DropReason::OriginNotAllowed, now),
-        )
-        .await;
+            ctx,
+            dropped("beacon", DropReason::OriginNotAllowed, now),
+        );
         return http::refusal(
             403,
             "origin_not_allowed",
@@ -98,7 +92,12 @@ async fn answer(mut req: Request, env: &Env) -> Result<Response> {
             .collect(),
         None => parsed.messages,
     };
-    if let Err(e) = kindling_edge::queue::send_all(env, "EVENTS", &messages).await {
+    // One send shared with the other requests of this moment; the answer waits for it.
+    let sent = match kindling_edge::queue::post(env, ctx, "EVENTS", &messages) {
+        Ok(posted) => posted.sent(env, ctx).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
         console_error!("events queue send failed: {e}");
         return http::json_with(
             503,

@@ -24,11 +24,11 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     let segs = http::segments(&path);
     match (method, segs.as_slice()) {
         (Method::Get | Method::Head, ["p.gif"]) => pixel::page(&req, &env, &ctx).await,
-        (Method::Post, ["e"]) => beacon::handle(req, &env).await,
+        (Method::Post, ["e"]) => beacon::handle(req, &env, &ctx).await,
         (Method::Options, ["e"]) => beacon::preflight(&req),
         (Method::Get | Method::Head, ["k.js"]) => snippet::serve(&req),
-        (Method::Get | Method::Head, ["o", token]) => links::open(&req, &env, token).await,
-        (Method::Get | Method::Head, ["c", token]) => links::click(&req, &env, token).await,
+        (Method::Get | Method::Head, ["o", token]) => links::open(&req, &env, &ctx, token),
+        (Method::Get | Method::Head, ["c", token]) => links::click(&req, &env, &ctx, token),
         (Method::Get, ["health"]) => http::json(200, &serde_json::json!({"function": "track"})),
         (_, ["p.gif"] | ["k.js"] | ["o", _] | ["c", _]) => {
             http::method_not_allowed(&[Method::Get, Method::Head])

@@ -4,7 +4,7 @@
 //! machine opens / clicks (`machine: true`), reported apart from people's.
 
 use crate::client::Client;
-use crate::pixel::{dropped, gif};
+use crate::pixel::{dropped, gif, record};
 use kindling::bot::Traffic;
 use kindling::event::{DropReason, Event, IngestMessage, Subject, DEFAULT_WORKSPACE};
 use kindling::link::{verify, LinkClaims};
@@ -45,29 +45,23 @@ fn event(name: &str, claims: &LinkClaims, client: &Client) -> IngestMessage {
     })
 }
 
-async fn record(env: &Env, message: &IngestMessage) {
-    if let Err(e) = kindling_edge::queue::send(env, "EVENTS", message).await {
-        console_error!("events queue send failed: {e}");
-    }
-}
-
-pub async fn open(req: &Request, env: &Env, token: &str) -> Result<Response> {
+pub fn open(req: &Request, env: &Env, ctx: &Context, token: &str) -> Result<Response> {
     let client = Client::of(req);
     let token = token.strip_suffix(".gif").unwrap_or(token);
     let message = match verify(token, &link_key(env)) {
         Some(claims) if claims.u.is_none() => event("email_opened", &claims, &client),
         _ => dropped("open", DropReason::InvalidToken, kindling_edge::now()),
     };
-    record(env, &message).await;
+    record(env, ctx, message);
     gif()
 }
 
-pub async fn click(req: &Request, env: &Env, token: &str) -> Result<Response> {
+pub fn click(req: &Request, env: &Env, ctx: &Context, token: &str) -> Result<Response> {
     let client = Client::of(req);
     match verify(token, &link_key(env)) {
         Some(claims) => match claims.u.as_deref().and_then(|u| Url::parse(u).ok()) {
             Some(url) => {
-                record(env, &event("email_clicked", &claims, &client)).await;
+                record(env, ctx, event("email_clicked", &claims, &client));
                 // Built by hand: a platform redirect's headers are immutable.
                 let headers = Headers::new();
                 headers.set("Location", url.as_str())?;
@@ -75,19 +69,19 @@ pub async fn click(req: &Request, env: &Env, token: &str) -> Result<Response> {
                 headers.set("Referrer-Policy", "no-referrer")?;
                 Ok(Response::empty()?.with_status(302).with_headers(headers))
             }
-            None => forged(env).await,
+            None => forged(env, ctx),
         },
-        None => forged(env).await,
+        None => forged(env, ctx),
     }
 }
 
 /// Never a URL from the request: the configured home page, or a plain 404.
-async fn forged(env: &Env) -> Result<Response> {
+fn forged(env: &Env, ctx: &Context) -> Result<Response> {
     record(
         env,
-        &dropped("click", DropReason::InvalidToken, kindling_edge::now()),
-    )
-    .await;
+        ctx,
+        dropped("click", DropReason::InvalidToken, kindling_edge::now()),
+    );
     let home = env
         .var("KINDLING_HOME_URL")
         .ok()

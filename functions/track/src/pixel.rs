@@ -27,16 +27,17 @@ pub async fn page(req: &Request, env: &Env, ctx: &Context) -> Result<Response> {
             }
         }
     };
-    // The answer cannot depend on the send (a browser does not retry an image), so the GIF goes
-    // out at once and the send finishes after it, kept alive by wait_until; a failure is
-    // logged so the loss is visible.
-    let env = env.clone();
-    ctx.wait_until(async move {
-        if let Err(e) = kindling_edge::queue::send(&env, "EVENTS", &message).await {
-            console_error!("events queue send failed: {e}");
-        }
-    });
+    record(env, ctx, message);
     gif()
+}
+
+/// Queues `message` after the answer. The answer cannot depend on the send (a browser does not
+/// retry an image or a link), so it goes out at once and the send finishes after it, kept alive
+/// by `wait_until`; a failure is logged (by the sender) so the loss is visible.
+pub fn record(env: &Env, ctx: &Context, message: IngestMessage) {
+    if let Err(e) = kindling_edge::queue::post(env, ctx, "EVENTS", &[message]) {
+        console_error!("events queue send failed: {e}");
+    }
 }
 
 pub fn dropped(source: &str, reason: DropReason, at: Millis) -> IngestMessage {
