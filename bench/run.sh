@@ -260,6 +260,8 @@ answers at once and its message joins the next batch; a beacon answers 202 only 
 holding its events is on the queue (503 if that send failed), so it also waits for a local
 send's round trip through miniflare's broker and dev registry to engine — the reason \`/e\`
 trails the pixel at the same concurrency.
+$(awk -v b="$BEACON_P50" -v p="$PIXEL_P50" -v c="$WRK_CONNS" -v r="$BEACON_RPS" 'BEGIN {
+  printf "In this run the median `/e` answer took %.1f ms more than the pixel'"'"'s (%.1f vs %.1f ms): the wait for its batch to reach the local queue. With %d connections each waiting for its answer, req/s is bounded by about %d / latency = %.0f (measured %.0f): at this concurrency the local round trip of the send holds `/e` back more than its CPU does.", b - p, b, p, c, c, c * 1000 / b, r }')
 
 ## 2. engine: events per D1 round trip under load
 
