@@ -94,6 +94,15 @@ pub fn post<T: Serialize>(
         taken_at: Cell::new(None),
     });
     let now = now_ms();
+    if entry.texts.is_empty() {
+        // Nothing to send (a beacon whose events were all refused): settled at once.
+        *entry.outcome.borrow_mut() = Some(Ok(()));
+        return Ok(Posted {
+            entry,
+            binding,
+            since: now,
+        });
+    }
     let start = with_lane(binding, |lane| {
         lane.waiting.push_back(entry.clone());
         lane.claim(now)
