@@ -99,6 +99,9 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # --- the report -------------------------------------------------------------------------------
 # `bench/run.sh --report` only re-renders docs/PERFORMANCE.md from the last run's results.
+# The value of the variable named $1 (results are variables named after their target).
+get() { eval echo "\${$1:-}"; }
+
 write_report() {
 div() { awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf f, a / b }'; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 >= b + 0) ? "**pass**" : "**FAIL**" }'; }
@@ -106,7 +109,6 @@ le() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 <= b + 0) ? "**pass**" : "*
 int() { awk -v a="$1" 'BEGIN { printf "%.0f", a }'; }
 kb() { awk -v a="$1" 'BEGIN { printf "%.1f KB", a / 1000 }'; }
 sum() { awk 'BEGIN { s = 0; for (i = 1; i < ARGC; i++) s += ARGV[i]; printf "%.2f", s }' "$@"; }
-get() { eval echo "\${$1:-}"; }
 
 PIXEL_RATIO="$(div "$PIXEL_RPS" "$GIF_RPS")"
 BEACON_RATIO="$(div "$BEACON_RPS" "$GIF_RPS")"
@@ -710,13 +712,12 @@ put EVENTS_STORED "$(curl -fsS -H "Authorization: Bearer $TOKEN" "$API/v1/system
   | sed -n 's/.*"events":\([0-9]*\).*/\1/p' | head -n 1)"
 
 if [ -n "$HTTP_ONLY" ]; then
-  v() { local n="$1"; echo "${!n:-}"; }
   for t in "${TARGETS[@]}"; do
-    say "$(printf '%-7s %6.0f req/s  ratio %s  CPU ms/req: track %s (worker %s) engine %s' "$t" "$(v "${t}_RPS")" \
-      "$(awk -v a="$(v "${t}_RPS")" -v b="$GIF_RPS" 'BEGIN { printf "%.2f", a / b }')" \
-      "$(v "${t}_CPU_track")" "$(v "${t}_CPU_track_worker")" "$(v "${t}_CPU_engine")")"
+    say "$(printf '%-7s %6.0f req/s  ratio %s  CPU ms/req: track %s (worker %s) engine %s' "$t" "$(get "${t}_RPS")" \
+      "$(awk -v a="$(get "${t}_RPS")" -v b="$GIF_RPS" 'BEGIN { printf "%.2f", a / b }')" \
+      "$(get "${t}_CPU_track")" "$(get "${t}_CPU_track_worker")" "$(get "${t}_CPU_engine")")"
   done
-  say "engine batches under load: mean N $ENG_LOAD_MEAN; baseline CPU ms/req $(v GIF_CPU_gif)"
+  say "engine batches under load: mean N $ENG_LOAD_MEAN; baseline CPU ms/req $(get GIF_CPU_gif)"
   exit 0
 fi
 
