@@ -265,6 +265,14 @@ trails the pixel at the same concurrency.
 $(awk -v b="$BEACON_P50" -v p="$PIXEL_P50" -v c="$WRK_CONNS" -v r="$BEACON_RPS" 'BEGIN {
   printf "In this run the median `/e` answer took %.1f ms more than the pixel'"'"'s (%.1f vs %.1f ms): the wait for its batch to reach the local queue. With %d connections each waiting for its answer, req/s is bounded by about %d / latency = %.0f (measured %.0f): at this concurrency the local round trip of the send holds `/e` back more than its CPU does.", b - p, b, p, c, c, c * 1000 / b, r }')
 
+$(awk -v g="$(cpu_total GIF)" -v gn="$GIF_CPU_gif_node" -v gp="$GIF_CPU_gif_proxy" \
+      -v bn="$BEACON_CPU_track_node" -v bp="$BEACON_CPU_track_proxy" -v bw="$BEACON_CPU_track_worker" \
+      -v be="$BEACON_CPU_engine" -v hw="$HEALTH_CPU_track_worker" 'BEGIN {
+  budget = g / 0.8; fixed = bn + bp
+  printf "What the CPU leaves `/e` on this machine: when the two cores are the limit, a ratio of 0.80 allows the whole stack %.2f ms per request (the baseline'"'"'s %.2f / 0.8). wrangler'"'"'s CLI and proxy alone spent %.2f ms on each `/e` (a POST with a body; %.2f on the baseline'"'"'s GET), and track'"'"'s worker answering `/health`, with no work at all, spends %.2f ms. ", budget, g, fixed, gn + gp, hw
+  printf "That leaves %.2f ms for reading and checking the beacon, the site lookup, the shared queue send with the wait for it, and engine writing the event to D1, which took %.2f ms here (track'"'"'s worker beyond `/health`, plus engine). ", budget - fixed - hw, bw - hw + be
+  printf "Under `wrangler dev` the queue'"'"'s broker, its relay to engine and engine'"'"'s local D1 all run on these two cores; on Cloudflare they are not the worker'"'"'s CPU." }')
+
 ## 2. engine: events per D1 round trip under load
 
 engine logs \`ingested N messages in one batch of M statements\` once per queue batch, and each
