@@ -8,6 +8,7 @@ use crate::event::Claims;
 use crate::pii::{normalise_email, normalise_phone, PiiKeys, PiiKind};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// Trait names that carry personal data. They never reach properties or attributes in
 /// plaintext: email, phone and name are sealed as claims, the rest are dropped.
@@ -74,31 +75,25 @@ pub fn claims_from(
     nonce: &mut dyn FnMut() -> [u8; 12],
 ) -> Result<(Claims, Map<String, Value>), FieldError> {
     let mut traits = input.traits;
-    let trait_str =
-        |t: &Map<String, Value>, k: &str| t.get(k).and_then(Value::as_str).map(str::to_string);
-    let email = input
-        .email
-        .map(str::to_string)
-        .or_else(|| trait_str(&traits, "email"));
+    // Identifiers are read in place: only their normalised and sealed forms are kept.
+    let trait_str = |k: &str| traits.get(k).and_then(Value::as_str);
+    let email = input.email.or_else(|| trait_str("email"));
     let phone = input
         .phone
-        .map(str::to_string)
-        .or_else(|| trait_str(&traits, "phone"))
-        .or_else(|| trait_str(&traits, "mobile"));
-    let name = trait_str(&traits, "name").or_else(|| {
-        let first = trait_str(&traits, "first_name").or_else(|| trait_str(&traits, "firstName"));
-        let last = trait_str(&traits, "last_name").or_else(|| trait_str(&traits, "lastName"));
+        .or_else(|| trait_str("phone"))
+        .or_else(|| trait_str("mobile"));
+    let name: Option<Cow<'_, str>> = trait_str("name").map(Cow::Borrowed).or_else(|| {
+        let first = trait_str("first_name").or_else(|| trait_str("firstName"));
+        let last = trait_str("last_name").or_else(|| trait_str("lastName"));
         match (first, last) {
             (None, None) => None,
-            (f, l) => Some(
+            (f, l) => Some(Cow::Owned(
                 format!("{} {}", f.unwrap_or_default(), l.unwrap_or_default())
                     .trim()
                     .to_string(),
-            ),
+            )),
         }
     });
-    // One walk over the traits, not a search per personal key.
-    traits.retain(|k, _| !is_personal(k));
     let user_id = input.user_id.map(str::trim).filter(|u| !u.is_empty());
     if user_id.is_none() && email.is_none() && phone.is_none() {
         return Err((
@@ -109,13 +104,13 @@ pub fn claims_from(
     if user_id.is_some_and(|u| u.chars().count() > 128 || u.chars().any(char::is_control)) {
         return Err(("user_id", "user ids are 1-128 characters".into()));
     }
-    let email_n = match &email {
+    let email_n = match email {
         Some(e) => {
             Some(normalise_email(e).ok_or(("email", "not a valid email address".to_string()))?)
         }
         None => None,
     };
-    let phone_n = match &phone {
+    let phone_n = match phone {
         Some(p) => {
             Some(normalise_phone(p).ok_or(("phone", "not a valid phone number".to_string()))?)
         }
@@ -141,9 +136,19 @@ pub fn claims_from(
         },
         name: name
             .filter(|n| !n.is_empty())
-            .and_then(|n| seal(PiiKind::Name, &n.chars().take(200).collect::<String>(), "")),
+            .and_then(|n| seal(PiiKind::Name, first_chars(&n, 200), "")),
     };
+    // One walk over the traits, not a search per personal key.
+    traits.retain(|k, _| !is_personal(k));
     Ok((claims, traits))
+}
+
+/// The first `max` characters of `s`, as `s.chars().take(max)` gives them, without a copy.
+fn first_chars(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
 }
 
 /// The contact id a server-side user gets the first time it is seen, from its blind index.
@@ -163,7 +168,10 @@ fn derived_id(label: &[u8], workspace: &str, value: &str) -> String {
     h.update(b"\0");
     h.update(value.as_bytes());
     let digest = h.finalize();
-    format!("c_{}", crate::hex(&digest[..12]))
+    let mut id = String::with_capacity(2 + 24);
+    id.push_str("c_");
+    crate::push_hex(&mut id, &digest[..12]);
+    id
 }
 
 /// Contact ids as the api accepts them in paths.

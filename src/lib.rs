@@ -31,13 +31,36 @@ pub use error::{Error, Result};
 
 /// Lowercase hex of `bytes`, without a formatter per byte (it runs for every index and id).
 pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// Appends the lowercase hex of `bytes` to `out`, so an id with a prefix is one allocation.
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    // Digits into bytes, then one check that they are text (they are: ASCII), instead of a
+    // Digits into a buffer, then one check that they are text (they are: ASCII), instead of a
     // `String::push` per character.
-    let mut out = Vec::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);
+    let mut buf = [0u8; 64];
+    for chunk in bytes.chunks(buf.len() / 2) {
+        // Byte by byte: a two-byte slice copy is a call to memcpy in the size-optimised build.
+        for (i, b) in chunk.iter().enumerate() {
+            buf[2 * i] = DIGITS[usize::from(b >> 4)];
+            buf[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+        }
+        out.push_str(std::str::from_utf8(&buf[..chunk.len() * 2]).unwrap_or_default());
     }
-    String::from_utf8(out).unwrap_or_default()
 }
 pub use time::Millis;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_is_lowercase_and_two_digits_a_byte() {
+        let bytes: Vec<u8> = (0..=255u8).chain(0..=255u8).collect();
+        for n in [0, 1, 12, 31, 32, 33, 64, 100, bytes.len()] {
+            let expected: String = bytes[..n].iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(super::hex(&bytes[..n]), expected);
+        }
+    }
+}

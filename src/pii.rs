@@ -12,6 +12,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use std::borrow::Cow;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -58,6 +59,9 @@ pub struct PiiKeys {
     /// HMAC-SHA256 keyed with the blind-index key, before any input: each index clones it
     /// instead of hashing the key's two pads again.
     index_mac: HmacSha256,
+    /// The index of an empty name. Names are sealed with nothing to index (a name finds no
+    /// one), so every sealed name carries this same index: it is computed once per key.
+    empty_name_index: String,
 }
 
 impl PiiKeys {
@@ -78,21 +82,23 @@ impl PiiKeys {
             mac.finalize().into_bytes().into()
         };
         let enc = derive(b"kindling/pii/encryption/v1");
+        let index_mac =
+            <HmacSha256 as Mac>::new_from_slice(&derive(b"kindling/pii/blind-index/v1"))
+                .expect("HMAC takes any key length");
         Ok(PiiKeys {
             key_id: key_id.to_string(),
             cipher: Aes256Gcm::new_from_slice(&enc).map_err(|_| not_configured())?,
-            index_mac: <HmacSha256 as Mac>::new_from_slice(&derive(b"kindling/pii/blind-index/v1"))
-                .expect("HMAC takes any key length"),
+            empty_name_index: blind_index(&index_mac, PiiKind::Name, ""),
+            index_mac,
         })
     }
 
     /// The blind index of an already normalised value.
     pub fn index(&self, kind: PiiKind, normalised: &str) -> String {
-        let mut mac = self.index_mac.clone();
-        mac.update(kind.as_str().as_bytes());
-        mac.update(b"\0");
-        mac.update(normalised.as_bytes());
-        crate::hex(&mac.finalize().into_bytes())
+        if kind == PiiKind::Name && normalised.is_empty() {
+            return self.empty_name_index.clone();
+        }
+        blind_index(&self.index_mac, kind, normalised)
     }
 
     /// Seals a value. The nonce must be fresh random bytes (the shell supplies them: the core
@@ -156,6 +162,15 @@ impl PiiKeys {
     }
 }
 
+/// HMAC of the kind and the normalised value, `keyed` with the blind-index key.
+fn blind_index(keyed: &HmacSha256, kind: PiiKind, normalised: &str) -> String {
+    let mut mac = keyed.clone();
+    mac.update(kind.as_str().as_bytes());
+    mac.update(b"\0");
+    mac.update(normalised.as_bytes());
+    crate::hex(&mac.finalize().into_bytes())
+}
+
 fn decode_key(s: &str) -> Option<Vec<u8>> {
     let bytes = if s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
         (0..32)
@@ -178,7 +193,7 @@ fn decode_key(s: &str) -> Option<Vec<u8>> {
 /// kept as typed apart from case, so an internationalised mailbox (`张伟@例子.中国`) stays valid.
 pub fn normalise_email(raw: &str) -> Option<String> {
     // Full-width forms are never ASCII: an ASCII address (nearly all) is used as it is.
-    let folded: std::borrow::Cow<'_, str> = if raw.is_ascii() {
+    let folded: Cow<'_, str> = if raw.is_ascii() {
         raw.into()
     } else {
         raw.chars().map(fold_full_width).collect::<String>().into()
@@ -189,7 +204,7 @@ pub fn normalise_email(raw: &str) -> Option<String> {
     if e.chars().count() > 254 {
         return None;
     }
-    let e = e.to_lowercase();
+    let mut e = e.to_lowercase();
     let (local, domain) = e.split_once('@')?;
     let local_ok = !local.is_empty()
         && local.len() <= 64
@@ -197,8 +212,18 @@ pub fn normalise_email(raw: &str) -> Option<String> {
     if !local_ok {
         return None;
     }
-    let out = format!("{local}@{}", ascii_domain(domain)?);
-    (out.len() <= 254).then_some(out)
+    let domain_start = local.len() + 1;
+    // An ASCII domain is kept as it is, so the lowercased text is the address (no copy); an
+    // internationalised one is replaced by its ASCII form.
+    let ascii = match ascii_domain(domain)? {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(ascii) => Some(ascii),
+    };
+    if let Some(ascii) = ascii {
+        e.truncate(domain_start);
+        e.push_str(&ascii);
+    }
+    (e.len() <= 254).then_some(e)
 }
 
 /// Full-width ASCII forms (U+FF01..=U+FF5E) as their ASCII characters, and the ideographic
@@ -215,7 +240,15 @@ fn fold_full_width(c: char) -> char {
 /// behind `xn--`, every label then 1-63 of `a-z 0-9 -` not starting or ending with `-`, at
 /// least two labels, at most 253 bytes. The ideographic full stops separate labels too, as
 /// they do in IDNA (`．` is already a `.` once full-width forms are folded).
-fn ascii_domain(domain: &str) -> Option<String> {
+///
+/// An ASCII domain (nearly all) is its own ASCII form: it is checked and returned as it is.
+fn ascii_domain(domain: &str) -> Option<Cow<'_, str>> {
+    if domain.is_ascii() {
+        // Only `.` separates ASCII labels (the ideographic full stops are not ASCII).
+        let labels_ok = domain.split('.').all(is_dns_label);
+        return (labels_ok && domain.contains('.') && domain.len() <= 253)
+            .then_some(Cow::Borrowed(domain));
+    }
     let mut out = String::with_capacity(domain.len());
     let mut labels = 0;
     for label in domain.split(['.', '\u{3002}', '\u{ff61}']) {
@@ -236,18 +269,21 @@ fn ascii_domain(domain: &str) -> Option<String> {
             out.push_str("xn--");
             punycode::encode(label, &mut out)?;
         }
-        let written = out.get(start..)?;
-        let ok = (1..=63).contains(&written.len())
-            && written
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !written.starts_with('-')
-            && !written.ends_with('-');
-        if !ok {
+        if !is_dns_label(out.get(start..)?) {
             return None;
         }
     }
-    (labels >= 2 && out.len() <= 253).then_some(out)
+    (labels >= 2 && out.len() <= 253).then_some(Cow::Owned(out))
+}
+
+/// A DNS label: 1-63 of `a-z 0-9 -`, not starting or ending with `-`.
+fn is_dns_label(label: &str) -> bool {
+    (1..=63).contains(&label.len())
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
 }
 
 /// The Punycode encoder of RFC 3492 §6.3 (Bootstring with the parameters of §5). Arithmetic is
@@ -438,6 +474,16 @@ mod tests {
     }
 
     #[test]
+    fn the_kept_empty_name_index_is_the_computed_one() {
+        let k = keys();
+        let computed = blind_index(&k.index_mac, PiiKind::Name, "");
+        assert_eq!(k.index(PiiKind::Name, ""), computed);
+        assert_eq!(k.seal(PiiKind::Name, "张伟", "", [3; 12]).index, computed);
+        assert_ne!(k.index(PiiKind::Email, ""), computed);
+        assert_ne!(k.index(PiiKind::Name, "张伟"), computed);
+    }
+
+    #[test]
     fn equal_values_share_an_index_and_kinds_do_not() {
         let k = keys();
         assert_eq!(
@@ -530,6 +576,60 @@ mod tests {
             normalise_email("张伟@例子.中国").as_deref(),
             Some("张伟@xn--fsqu00a.xn--fiqs8s")
         );
+    }
+
+    /// ASCII domains are checked in place: exactly as the label-by-label rebuild checked them.
+    #[test]
+    fn ascii_domains_are_checked_as_when_rebuilt() {
+        fn rebuilt(domain: &str) -> Option<String> {
+            let mut out = String::new();
+            let mut labels = 0;
+            for label in domain.split(['.', '\u{3002}', '\u{ff61}']) {
+                if labels > 0 {
+                    out.push('.');
+                }
+                labels += 1;
+                let start = out.len();
+                out.push_str(label);
+                let written = &out[start..];
+                let ok = (1..=63).contains(&written.len())
+                    && written
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !written.starts_with('-')
+                    && !written.ends_with('-');
+                if !ok {
+                    return None;
+                }
+            }
+            (labels >= 2 && out.len() <= 253).then_some(out)
+        }
+        const PIECES: [&str; 9] = ["a", "b7", "-", ".", "_", " ", "x--y", "中", "z"];
+        let mut seed = 0x6b696e646c696e67u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut domains: Vec<String> = (0..5000)
+            .map(|_| {
+                (0..next(12))
+                    .map(|_| PIECES[next(PIECES.len() as u64) as usize])
+                    .collect()
+            })
+            .filter(|d: &String| d.is_ascii())
+            .collect();
+        let label_63 = "a".repeat(63);
+        domains.extend([
+            format!("{label_63}.cn"),
+            format!("{label_63}a.cn"),
+            format!("{label_63}.{label_63}.{label_63}.{}.cn", "b".repeat(61)),
+            format!("{label_63}.{label_63}.{label_63}.{}.cn", "b".repeat(62)),
+        ]);
+        for d in &domains {
+            assert_eq!(ascii_domain(d).map(Cow::into_owned), rebuilt(d), "{d:?}");
+        }
     }
 
     #[test]
