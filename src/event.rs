@@ -41,6 +41,23 @@ pub fn value_json(value: &Value) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// A JSON object of text `entries`, as [`object_json`] writes the same entries as string
+/// values: for small objects composed from borrowed text, without building a map to write.
+pub fn text_object_json<'a>(entries: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    for (i, (k, v)) in entries.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(&mut out, k);
+        out.push(b':');
+        write_string(&mut out, v);
+    }
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_default()
+}
+
 fn write_object<'a>(out: &mut Vec<u8>, entries: impl IntoIterator<Item = (&'a String, &'a Value)>) {
     out.push(b'{');
     for (i, (k, v)) in entries.into_iter().enumerate() {

@@ -17,22 +17,40 @@ pub fn event_awards<'m>(
     name: &str,
     properties: &Map<String, Value>,
 ) -> Vec<Award<'m>> {
-    model
-        .rules
-        .iter()
-        .filter(|r| r.event.as_deref() == Some(name) && all_hold(&r.conditions, properties))
+    event_rules(model, name, properties)
         .map(|rule| Award { rule })
         .collect()
 }
 
 /// The attribute rules a contact's attributes satisfy.
 pub fn attribute_awards<'m>(model: &'m Model, attributes: &Map<String, Value>) -> Vec<Award<'m>> {
+    attribute_rules(model, attributes)
+        .map(|rule| Award { rule })
+        .collect()
+}
+
+/// [`event_awards`] as the rules themselves, in model order, without collecting them: the
+/// ingest batch scores every event and most earn at most one rule.
+pub fn event_rules<'m: 'a, 'a>(
+    model: &'m Model,
+    name: &'a str,
+    properties: &'a Map<String, Value>,
+) -> impl Iterator<Item = &'m Rule> + 'a {
     model
         .rules
         .iter()
-        .filter(|r| r.dimension == Dimension::Attribute && all_hold(&r.conditions, attributes))
-        .map(|rule| Award { rule })
-        .collect()
+        .filter(move |r| r.event.as_deref() == Some(name) && all_hold(&r.conditions, properties))
+}
+
+/// [`attribute_awards`] as the rules themselves, in model order, without collecting them.
+pub fn attribute_rules<'m: 'a, 'a>(
+    model: &'m Model,
+    attributes: &'a Map<String, Value>,
+) -> impl Iterator<Item = &'m Rule> + 'a {
+    model
+        .rules
+        .iter()
+        .filter(move |r| r.dimension == Dimension::Attribute && all_hold(&r.conditions, attributes))
 }
 
 /// One ledger line a recomputation writes.

@@ -15,7 +15,7 @@ use crate::event::{Claims, DropReason, Event, IngestMessage, Subject};
 use crate::identity::{anonymous_contact_id, user_contact_id};
 use crate::scoring::Model;
 use crate::time::Millis;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
 const INSERT_CONTACT: &str = "INSERT OR IGNORE INTO contacts \
@@ -413,7 +413,7 @@ pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Ve
         }
         if let Some(touch) = touch_of(e) {
             // One text for both statements.
-            let touch = Value::text_shared(&crate::event::value_json(&touch));
+            let touch = Value::text_shared(&touch);
             for sql in [FIRST_TOUCH, LAST_TOUCH] {
                 out.push(Statement::new(
                     sql,
@@ -584,9 +584,12 @@ fn claim_statements(ev: &Ev<'_>, out: &mut Vec<Statement>) {
     }
 }
 
-/// The attribution touch a page view carries: campaign parameters, or an external referrer.
-/// Internal navigation is not a touch.
-pub fn touch_of(e: &Event) -> Option<Json> {
+/// The attribution touch a page view carries, as the JSON text contacts keep: campaign
+/// parameters, or an external referrer. Internal navigation is not a touch.
+///
+/// The object is written directly, its keys in the order a serde_json map writes them (sorted),
+/// rather than built as a map of owned keys and values only to be written out.
+pub fn touch_of(e: &Event) -> Option<String> {
     if e.name != "page" {
         return None;
     }
@@ -598,34 +601,22 @@ pub fn touch_of(e: &Event) -> Option<Json> {
         (Some(a), Some(b)) => a == b,
         _ => false,
     };
-    let source = get("utm_source").map(str::to_string).or_else(|| {
-        referrer
-            .filter(|_| !same_site)
-            .and_then(host_of)
-            .map(str::to_string)
-    })?;
-    let mut touch = Map::new();
-    touch.insert("source".into(), source.into());
-    for (k, utm) in [
-        ("medium", "utm_medium"),
-        ("campaign", "utm_campaign"),
-        ("term", "utm_term"),
-        ("content", "utm_content"),
-    ] {
-        if let Some(v) = get(utm) {
-            touch.insert(k.into(), v.into());
-        }
-    }
-    if !touch.contains_key("medium") && get("utm_source").is_none() {
-        touch.insert("medium".into(), "referral".into());
-    }
-    if let Some(r) = referrer {
-        touch.insert("referrer".into(), r.into());
-    }
-    if let Some(u) = url {
-        touch.insert("landing_page".into(), u.into());
-    }
-    Some(Json::Object(touch))
+    let utm_source = get("utm_source");
+    let source = utm_source.or_else(|| referrer.filter(|_| !same_site).and_then(host_of))?;
+    // A referred visit without campaign parameters is a referral.
+    let medium = get("utm_medium").or_else(|| utm_source.is_none().then_some("referral"));
+    let touch = [
+        ("campaign", get("utm_campaign")),
+        ("content", get("utm_content")),
+        ("landing_page", url),
+        ("medium", medium),
+        ("referrer", referrer),
+        ("source", Some(source)),
+        ("term", get("utm_term")),
+    ];
+    Some(crate::event::text_object_json(
+        touch.into_iter().filter_map(|(k, v)| Some((k, v?))),
+    ))
 }
 
 fn host_of(url: &str) -> Option<&str> {

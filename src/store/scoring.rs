@@ -10,7 +10,7 @@ use super::{Db, RowExt, Statement, Value};
 use crate::error::Error;
 use crate::event::Event;
 use crate::scoring::model::{Model, Repeat, Rule};
-use crate::scoring::rules::{all_hold, attribute_awards, event_awards};
+use crate::scoring::rules::{all_hold, attribute_rules, event_rules};
 use crate::time::Millis;
 use serde::Serialize;
 
@@ -159,11 +159,14 @@ pub(super) fn batch_statements(model: &Model, events: &[Ev<'_>], out: &mut Vec<S
     let mut day: Option<(i64, Value)> = None;
     for ev in events {
         let e = ev.event;
-        let mut awards = event_awards(model, &e.name, &e.properties);
-        if crate::scoring::rules::carries_traits(&e.name) {
-            awards.extend(attribute_awards(model, &e.properties));
-        }
-        if !awards.is_empty() {
+        // Event rules, then (for events that carry traits) attribute rules, as `event_awards`
+        // and `attribute_awards` list them; walked, not collected.
+        let attribute = crate::scoring::rules::carries_traits(&e.name)
+            .then(|| attribute_rules(model, &e.properties));
+        let mut rules = event_rules(model, &e.name, &e.properties)
+            .chain(attribute.into_iter().flatten())
+            .peekable();
+        if rules.peek().is_some() {
             // Events of a batch mostly fall on one scoring day: its text is made once, and
             // reused while the day number (which names the calendar day) stays the same.
             let n = e.occurred_at.plus(DAY_OFFSET_MS).0.div_euclid(Millis::DAY);
@@ -174,8 +177,8 @@ pub(super) fn batch_statements(model: &Model, events: &[Ev<'_>], out: &mut Vec<S
                     day.insert((n, text)).1.clone()
                 }
             };
-            for a in &awards {
-                let (key, max) = match a.rule.repeat {
+            for rule in rules {
+                let (key, max) = match rule.repeat {
                     Repeat::Once => (Value::text_static("once"), Value::Null),
                     Repeat::Unlimited => (ev.id.clone(), Value::Null),
                     Repeat::MaxPerDay(n) => (ev.id.clone(), i64::from(n).into()),
@@ -185,12 +188,12 @@ pub(super) fn batch_statements(model: &Model, events: &[Ev<'_>], out: &mut Vec<S
                     params(
                         ev.subject,
                         [
-                            rule_id(a.rule),
+                            rule_id(rule),
                             key,
                             ev.id.clone(),
                             version.into(),
-                            Value::text_static(a.rule.dimension.as_str()),
-                            a.rule.points.into(),
+                            Value::text_static(rule.dimension.as_str()),
+                            rule.points.into(),
                             day.clone(),
                             e.occurred_at.into(),
                             max,

@@ -434,6 +434,97 @@ mod identity {
         );
         assert_eq!(last["medium"], "referral");
     }
+
+    /// The touch text is what serializing the touch as a serde_json map gave.
+    #[test]
+    fn touch_text_is_the_touch_map_as_json() {
+        fn touch_map(e: &Event) -> Option<serde_json::Value> {
+            use serde_json::{Map, Value};
+            if e.name != "page" {
+                return None;
+            }
+            let get = |k: &str| e.properties.get(k).and_then(Value::as_str);
+            fn host(u: &str) -> Option<&str> {
+                let rest = u.split_once("://")?.1;
+                let host = rest.split(['/', '?', '#']).next()?;
+                (!host.is_empty()).then_some(host)
+            }
+            let (url, referrer) = (get("url"), get("referrer"));
+            let same_site = match (url.and_then(host), referrer.and_then(host)) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            };
+            let source = get("utm_source").map(str::to_string).or_else(|| {
+                referrer
+                    .filter(|_| !same_site)
+                    .and_then(host)
+                    .map(str::to_string)
+            })?;
+            let mut touch = Map::new();
+            touch.insert("source".into(), source.into());
+            for (k, utm) in [
+                ("medium", "utm_medium"),
+                ("campaign", "utm_campaign"),
+                ("term", "utm_term"),
+                ("content", "utm_content"),
+            ] {
+                if let Some(v) = get(utm) {
+                    touch.insert(k.into(), v.into());
+                }
+            }
+            if !touch.contains_key("medium") && get("utm_source").is_none() {
+                touch.insert("medium".into(), "referral".into());
+            }
+            if let Some(r) = referrer {
+                touch.insert("referrer".into(), r.into());
+            }
+            if let Some(u) = url {
+                touch.insert("landing_page".into(), u.into());
+            }
+            Some(Value::Object(touch))
+        }
+        let urls = [
+            None,
+            Some(json!("https://a.example/x?q=\"1\"")),
+            Some(json!("https://b.example")),
+            Some(json!(7)),
+        ];
+        let referrers = [
+            None,
+            Some(json!("https://a.example/")),
+            Some(json!("https://www.baidu.com/s?wd=下载")),
+            Some(json!("not a url")),
+            Some(json!("https:///x")),
+        ];
+        let utms = [
+            json!({}),
+            json!({"utm_source": "wechat"}),
+            json!({"utm_source": "wechat", "utm_medium": "social", "utm_campaign": "618", "utm_term": "t\u{1}", "utm_content": "c"}),
+            json!({"utm_medium": "email", "utm_term": "x"}),
+            json!({"utm_source": 5, "utm_campaign": "c"}),
+        ];
+        let mut cases = 0;
+        for name in ["page", "track"] {
+            for url in &urls {
+                for referrer in &referrers {
+                    for utm in &utms {
+                        let mut props = utm.clone();
+                        if let Some(u) = url {
+                            props["url"] = u.clone();
+                        }
+                        if let Some(r) = referrer {
+                            props["referrer"] = r.clone();
+                        }
+                        let e = visit("t", "v_touch_001", name, 1, props);
+                        let expected = touch_map(&e).map(|t| serde_json::to_string(&t).unwrap());
+                        assert_eq!(super::ingest::touch_of(&e), expected, "{e:?}");
+                        cases += usize::from(expected.is_some());
+                    }
+                }
+            }
+        }
+        assert!(cases > 20, "{cases}");
+    }
 }
 
 mod scoring_flow {
