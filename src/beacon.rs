@@ -6,7 +6,7 @@
 use crate::error::Error;
 use crate::event::{
     is_valid_event_id, is_valid_event_name, is_valid_session_id, is_valid_visitor_id, DropReason,
-    Event, IngestMessage, Subject, DEFAULT_WORKSPACE,
+    Event, IngestMessage, SharedStr, Subject, DEFAULT_WORKSPACE,
 };
 use crate::identity::{claims_from, ClaimInput};
 use crate::pii::PiiKeys;
@@ -30,20 +30,56 @@ const UTM_KEYS: [&str; 5] = ["source", "medium", "campaign", "term", "content"];
 
 /// The body, its events read as `E`: parsed with it (`RawEvent`) when every event is
 /// well-formed, the common case, in one pass; otherwise kept raw (`&RawValue`) and parsed one
-/// by one, so a broken event is refused alone.
+/// by one, so a broken event is refused alone. Its site, visitor and session are borrowed from
+/// the body (see [`JsonStr`]).
 #[derive(Deserialize)]
-struct Body<E> {
-    site: Option<String>,
-    vid: Option<String>,
-    sid: Option<String>,
+struct Body<'a, E> {
+    #[serde(borrow)]
+    site: Option<JsonStr<'a>>,
+    #[serde(borrow)]
+    vid: Option<JsonStr<'a>>,
+    #[serde(borrow)]
+    sid: Option<JsonStr<'a>>,
     #[serde(default)]
     consent: bool,
-    events: Option<Vec<E>>,
+    events: Option<EventList<E>>,
 }
 
-impl<E> Body<E> {
+/// A body's events. serde_json cannot say how many an array holds, so a plain `Vec` would grow
+/// one doubling at a time as they are read; this list starts with room for a typical beacon's.
+struct EventList<E>(Vec<E>);
+
+/// Room for the events of most beacons (the snippet sends what a page gathered, a few to a few
+/// dozen); a longer list grows as a `Vec` does.
+const TYPICAL_EVENTS: usize = 16;
+
+impl<'de, E: Deserialize<'de>> Deserialize<'de> for EventList<E> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<E>(std::marker::PhantomData<E>);
+        impl<'de, E: Deserialize<'de>> serde::de::Visitor<'de> for Visit<E> {
+            type Value = EventList<E>;
+            // As `Vec`'s, so a body that is not a list is refused in the same words.
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut events = Vec::with_capacity(TYPICAL_EVENTS);
+                while let Some(event) = seq.next_element()? {
+                    events.push(event);
+                }
+                Ok(EventList(events))
+            }
+        }
+        d.deserialize_seq(Visit(std::marker::PhantomData))
+    }
+}
+
+impl<'a, E> Body<'a, E> {
     /// The body without its events, and its events as `Events`.
-    fn split<'a>(self, events: fn(Vec<E>) -> Events<'a>) -> (Body<()>, Option<Events<'a>>) {
+    fn split(self, events: fn(Vec<E>) -> Events<'a>) -> (Body<'a, ()>, Option<Events<'a>>) {
         let head = Body {
             site: self.site,
             vid: self.vid,
@@ -51,17 +87,16 @@ impl<E> Body<E> {
             consent: self.consent,
             events: None,
         };
-        (head, self.events.map(events))
+        (head, self.events.map(|list| events(list.0)))
     }
 }
 
 /// A body's events, parsed or raw (see [`Body`]).
-// Parsed events are boxed: the list grows as it is read (serde cannot know its length), and
-// moving pointers on each growth is cheaper than moving whole events; it also keeps the list
-// small enough for the allocator's fast paths.
-#[allow(clippy::vec_box)]
+// Parsed events are kept in the list itself, not boxed one by one: the list starts with room
+// for a typical beacon's events (see [`EventList`]), so they are not moved as it grows, and a
+// box per event would be an allocation, a copy and a free per event.
 enum Events<'a> {
-    Parsed(Vec<Box<RawEvent<'a>>>),
+    Parsed(Vec<RawEvent<'a>>),
     Raw(Vec<&'a RawValue>),
 }
 
@@ -191,22 +226,22 @@ pub fn parse(
     let text = std::str::from_utf8(body).map_err(|_| Error::invalid("body", "not UTF-8"))?;
     // A body whose events all parse is read in one pass. Any error sends it down the
     // event-by-event path, which finds the same body, the same events and the same errors.
-    let (raw, events) = match serde_json::from_str::<Body<Box<RawEvent<'_>>>>(text) {
+    let (raw, events) = match serde_json::from_str::<Body<'_, RawEvent<'_>>>(text) {
         Ok(b) => b.split(Events::Parsed),
-        Err(_) => serde_json::from_str::<Body<&RawValue>>(text)
+        Err(_) => serde_json::from_str::<Body<'_, &RawValue>>(text)
             .map_err(|e| Error::invalid("body", format!("not a beacon: {e}")))?
             .split(Events::Raw),
     };
     let site = raw
         .site
-        .filter(|s| is_valid_site_key(s))
+        .filter(|s| is_valid_site_key(s.as_str()))
         .ok_or_else(|| Error::invalid("site", "a registered site key is required"))?;
     let vid = raw
         .vid
-        .filter(|v| is_valid_visitor_id(v))
+        .filter(|v| is_valid_visitor_id(v.as_str()))
         .ok_or_else(|| Error::invalid("vid", "visitor ids are 8-64 of A-Z a-z 0-9 - _"))?;
     let sid = match raw.sid {
-        Some(s) if !is_valid_session_id(&s) => {
+        Some(s) if !is_valid_session_id(s.as_str()) => {
             return Err(Error::invalid(
                 "sid",
                 "session ids are 8-64 of A-Z a-z 0-9 - _",
@@ -220,16 +255,17 @@ pub fn parse(
     }
 
     let mut beacon = Beacon {
-        site: site.clone(),
-        visitor_id: vid.clone(),
+        site: site.as_str().to_string(),
+        visitor_id: vid.as_str().to_string(),
         consent: raw.consent,
         messages: Vec::with_capacity(events.len()),
         rejected: Vec::new(),
     };
+    // The site, visitor and session are one copy for all the beacon's events.
     let ctx = Ctx {
-        site: &site,
-        vid: &vid,
-        sid: sid.as_deref(),
+        site: SharedStr::shared(site.as_str()),
+        vid: SharedStr::shared(vid.as_str()),
+        sid: sid.as_ref().map(|s| SharedStr::shared(s.as_str())),
         now,
     };
     let mut record = |index: usize, event: Result<Event, Refusal>| match event {
@@ -250,7 +286,7 @@ pub fn parse(
     match events {
         Events::Parsed(events) => {
             for (index, raw) in events.into_iter().enumerate() {
-                record(index, one_event(&ctx, *raw, keys, nonce));
+                record(index, one_event(&ctx, raw, keys, nonce));
             }
         }
         Events::Raw(events) => {
@@ -265,10 +301,10 @@ pub fn parse(
     Ok(beacon)
 }
 
-struct Ctx<'a> {
-    site: &'a str,
-    vid: &'a str,
-    sid: Option<&'a str>,
+struct Ctx {
+    site: SharedStr,
+    vid: SharedStr,
+    sid: Option<SharedStr>,
     now: Millis,
 }
 
@@ -290,7 +326,7 @@ fn read_event(value: &RawValue) -> Result<RawEvent<'_>, Refusal> {
 }
 
 fn one_event(
-    ctx: &Ctx<'_>,
+    ctx: &Ctx,
     mut raw: RawEvent<'_>,
     keys: Option<&PiiKeys>,
     nonce: &mut dyn FnMut() -> [u8; 12],
@@ -308,7 +344,7 @@ fn one_event(
     let mut properties = raw.props.take().unwrap_or_default();
     let mut claims = Default::default();
     let name = match raw.kind.as_str() {
-        "page" => "page".to_string(),
+        "page" => SharedStr::from_static("page"),
         "track" => raw
             .name
             .take()
@@ -320,7 +356,8 @@ fn one_event(
                     "1-128 characters, no control characters",
                 )
             })?
-            .into_string(),
+            .into_string()
+            .into(),
         "identify" => {
             let input = ClaimInput {
                 user_id: raw.user_id.as_ref().map(JsonStr::as_str),
@@ -337,7 +374,7 @@ fn one_event(
             } else {
                 properties.extend(traits);
             }
-            "identify".to_string()
+            SharedStr::from_static("identify")
         }
         _ => {
             return Err(refuse(
@@ -395,10 +432,10 @@ fn one_event(
     };
     Ok(Event {
         id: raw.id.into_string(),
-        workspace: DEFAULT_WORKSPACE.to_string(),
-        site: Some(ctx.site.to_string()),
-        subject: Subject::Visitor(ctx.vid.to_string()),
-        session_id: ctx.sid.map(str::to_string),
+        workspace: SharedStr::from_static(DEFAULT_WORKSPACE),
+        site: Some(ctx.site.clone()),
+        subject: Subject::Visitor(ctx.vid.clone()),
+        session_id: ctx.sid.clone(),
         name,
         properties,
         claims,

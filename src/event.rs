@@ -202,11 +202,11 @@ pub fn is_valid_event_id(id: &str) -> bool {
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum Subject {
     /// A first-party visitor id from the snippet or a pixel.
-    Visitor(String),
+    Visitor(SharedStr),
     /// A server-side user id, by its blind index (user ids may be emails in other systems).
-    User(String),
+    User(SharedStr),
     /// A known contact, from a signed email token.
-    Contact(String),
+    Contact(SharedStr),
 }
 
 impl Subject {
@@ -260,19 +260,182 @@ impl Claims {
     }
 }
 
+/// Text that many events carry alike: their workspace and name, and a beacon's site, visitor
+/// and session. The events of a beacon share one copy of each, and constants (the default
+/// workspace, the `page` and `identify` names) need none, where a `String` per event and field
+/// would cost an allocation (and a free) on every event. It reads, compares, serializes and
+/// deserializes as the plain string it holds.
+#[derive(Clone)]
+pub struct SharedStr(SharedRepr);
+
+#[derive(Clone)]
+enum SharedRepr {
+    Static(&'static str),
+    /// Text as it came (read from a queue message, or given by a caller).
+    Owned(String),
+    /// One copy for many events; atomically counted, so events stay `Send`.
+    Shared(std::sync::Arc<str>),
+}
+
+impl SharedStr {
+    /// A constant, such as the default workspace: no allocation.
+    pub const fn from_static(s: &'static str) -> SharedStr {
+        SharedStr(SharedRepr::Static(s))
+    }
+
+    /// One allocation, which every clone shares.
+    pub fn shared(s: &str) -> SharedStr {
+        SharedStr(SharedRepr::Shared(s.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            SharedRepr::Static(s) => s,
+            SharedRepr::Owned(s) => s,
+            SharedRepr::Shared(s) => s,
+        }
+    }
+}
+
+/// The empty text, as `String::default()`.
+impl Default for SharedStr {
+    fn default() -> Self {
+        SharedStr::from_static("")
+    }
+}
+
+impl std::ops::Deref for SharedStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for SharedStr {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for SharedStr {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<String> for SharedStr {
+    fn from(s: String) -> Self {
+        SharedStr(SharedRepr::Owned(s))
+    }
+}
+
+impl From<&str> for SharedStr {
+    fn from(s: &str) -> Self {
+        SharedStr(SharedRepr::Owned(s.to_string()))
+    }
+}
+
+// Compared, ordered, hashed and shown as the text it holds, however it is stored.
+impl PartialEq for SharedStr {
+    fn eq(&self, other: &SharedStr) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SharedStr {}
+
+impl PartialOrd for SharedStr {
+    fn partial_cmp(&self, other: &SharedStr) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SharedStr {
+    fn cmp(&self, other: &SharedStr) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for SharedStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl PartialEq<str> for SharedStr {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for SharedStr {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for SharedStr {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<SharedStr> for str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<SharedStr> for &str {
+    fn eq(&self, other: &SharedStr) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<SharedStr> for String {
+    fn eq(&self, other: &SharedStr) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl std::fmt::Debug for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for SharedStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for SharedStr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedStr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(SharedStr::from)
+    }
+}
+
 /// One thing a visitor or contact did, as ingress accepted it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// Unique per workspace; assigned by the client or by ingress before the queue send, so a
     /// retried beacon or a redelivered message can never be counted twice.
     pub id: String,
-    pub workspace: String,
+    /// Shared by many events (see [`SharedStr`]).
+    pub workspace: SharedStr,
     #[serde(default)]
-    pub site: Option<String>,
+    pub site: Option<SharedStr>,
     pub subject: Subject,
     #[serde(default)]
-    pub session_id: Option<String>,
-    pub name: String,
+    pub session_id: Option<SharedStr>,
+    pub name: SharedStr,
     #[serde(default)]
     pub properties: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Claims::is_empty")]
@@ -490,6 +653,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn shared_texts_compare_and_travel_as_the_strings_they_hold() {
+        let texts = [
+            SharedStr::from_static("v_12345678"),
+            SharedStr::from("v_12345678"),
+            SharedStr::shared("v_12345678"),
+        ];
+        for a in &texts {
+            for b in &texts {
+                assert_eq!(a, b);
+                assert_eq!(a.cmp(b), std::cmp::Ordering::Equal);
+            }
+            assert_eq!(a, "v_12345678");
+            assert_eq!(format!("{a:?}"), format!("{:?}", "v_12345678"));
+            assert_eq!(serde_json::to_string(a).unwrap(), "\"v_12345678\"");
+        }
+        assert!(SharedStr::shared("a") < SharedStr::from_static("b"));
+        assert_eq!(SharedStr::default(), "");
+
+        // An event's queue message is what its fields wrote as `String`s.
+        let site = SharedStr::shared("demo");
+        let event = Event {
+            id: "e_12345678".into(),
+            workspace: SharedStr::from_static(DEFAULT_WORKSPACE),
+            site: Some(site.clone()),
+            subject: Subject::Visitor(SharedStr::shared("v_12345678")),
+            session_id: Some(SharedStr::shared("s_12345678")),
+            name: SharedStr::from_static("page"),
+            properties: Map::new(),
+            claims: Claims::default(),
+            consents: Vec::new(),
+            occurred_at: Millis(1),
+            received_at: Millis(2),
+        };
+        let m = IngestMessage::Event(event);
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(
+            text,
+            r#"{"kind":"event","id":"e_12345678","workspace":"default","site":"demo","subject":{"kind":"visitor","value":"v_12345678"},"session_id":"s_12345678","name":"page","properties":{},"occurred_at":1,"received_at":2}"#
+        );
+        assert_eq!(serde_json::from_str::<IngestMessage>(&text).unwrap(), m);
     }
 
     #[test]

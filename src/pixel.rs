@@ -2,7 +2,8 @@
 //! The pixel always answers with its GIF; this module only decides what gets recorded.
 
 use crate::event::{
-    is_valid_event_name, is_valid_visitor_id, DropReason, Event, Subject, DEFAULT_WORKSPACE,
+    is_valid_event_name, is_valid_visitor_id, DropReason, Event, SharedStr, Subject,
+    DEFAULT_WORKSPACE,
 };
 use crate::site::is_valid_site_key;
 use crate::time::Millis;
@@ -60,7 +61,9 @@ impl PixelQuery {
         if !is_valid_visitor_id(&visitor_id) {
             return Err(DropReason::InvalidVisitor);
         }
-        let name = self.name.unwrap_or_else(|| "page".to_string());
+        let name = self
+            .name
+            .map_or(SharedStr::from_static("page"), SharedStr::from);
         if !is_valid_event_name(&name) {
             return Err(DropReason::InvalidName);
         }
@@ -76,9 +79,9 @@ impl PixelQuery {
         }
         Ok(Event {
             id: event_id,
-            workspace: DEFAULT_WORKSPACE.to_string(),
-            site: Some(site),
-            subject: Subject::Visitor(visitor_id),
+            workspace: SharedStr::from_static(DEFAULT_WORKSPACE),
+            site: Some(site.into()),
+            subject: Subject::Visitor(visitor_id.into()),
             session_id: None,
             name,
             properties,

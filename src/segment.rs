@@ -9,7 +9,7 @@
 
 use crate::error::Error;
 use crate::event::{
-    is_valid_event_id, is_valid_event_name, is_valid_visitor_id, Claims, Event, Subject,
+    is_valid_event_id, is_valid_event_name, is_valid_visitor_id, Claims, Event, SharedStr, Subject,
     DEFAULT_WORKSPACE, MAX_PROPERTIES_BYTES,
 };
 use crate::identity::{claims_from, ClaimInput};
@@ -241,8 +241,8 @@ fn message(
         return Err(refuse("properties", "properties are at most 4 KB"));
     }
     let subject = match (anonymous, &claims.user_id) {
-        (Some(a), _) => Subject::Visitor(a.to_string()),
-        (None, Some(u)) => Subject::User(u.index.clone()),
+        (Some(a), _) => Subject::Visitor(a.into()),
+        (None, Some(u)) => Subject::User(u.index.as_str().into()),
         (None, None) => {
             return Err(refuse(
                 "userId",
@@ -252,11 +252,11 @@ fn message(
     };
     Ok(Event {
         id,
-        workspace: DEFAULT_WORKSPACE.to_string(),
+        workspace: SharedStr::from_static(DEFAULT_WORKSPACE),
         site: None,
         subject,
         session_id: None,
-        name,
+        name: name.into(),
         properties,
         claims,
         consents: Vec::new(),

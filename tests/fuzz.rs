@@ -720,7 +720,7 @@ fn check_beacon(
         };
         prop_assert!(is_valid_event_id(&e.id), "id {:?}", e.id);
         prop_assert_eq!(e.site.as_deref(), Some(b.site.as_str()));
-        prop_assert_eq!(&e.subject, &Subject::Visitor(b.visitor_id.clone()));
+        prop_assert_eq!(&e.subject, &Subject::Visitor(b.visitor_id.as_str().into()));
         prop_assert!(is_valid_event_name(&e.name), "name {:?}", e.name);
         let size = properties_size(e);
         prop_assert!(size <= MAX_PROPERTIES_BYTES, "properties of {size} bytes");

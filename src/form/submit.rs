@@ -5,7 +5,7 @@ use super::body::Fields;
 use super::lang::Lang;
 use super::{FieldType, FormDefinition, RENDERED_AT_FIELD, VISITOR_FIELD};
 use crate::consent::ConsentChange;
-use crate::event::{is_valid_visitor_id, Claims, Event, Subject};
+use crate::event::{is_valid_visitor_id, Claims, Event, SharedStr, Subject};
 use crate::identity::{claims_from, ClaimInput};
 use crate::pii::{normalise_email, normalise_phone, PiiKeys};
 use crate::time::Millis;
@@ -267,9 +267,9 @@ pub fn to_event(
         .unwrap_or_else(|| format!("form_{}", from.event_id));
     Ok(Event {
         id: from.event_id.to_string(),
-        workspace: from.workspace.to_string(),
-        site: form.site.clone(),
-        subject: Subject::Visitor(visitor),
+        workspace: from.workspace.into(),
+        site: form.site.as_deref().map(SharedStr::from),
+        subject: Subject::Visitor(visitor.into()),
         session_id: None,
         name: FORM_SUBMITTED.into(),
         properties,

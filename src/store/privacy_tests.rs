@@ -392,7 +392,7 @@ fn a_server_side_user_naming_a_known_email_joins_that_contact() {
         id: "s_1".into(),
         workspace: WS.into(),
         site: None,
-        subject: Subject::User(user.clone()),
+        subject: Subject::User(user.as_str().into()),
         session_id: None,
         name: "identify".into(),
         properties: rest,

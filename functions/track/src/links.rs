@@ -34,7 +34,7 @@ fn event(name: &str, claims: &LinkClaims, client: &Client) -> IngestMessage {
         id: kindling_edge::random_id("evt_"),
         workspace: DEFAULT_WORKSPACE.into(),
         site: None,
-        subject: Subject::Contact(claims.c.clone()),
+        subject: Subject::Contact(claims.c.clone().into()),
         session_id: None,
         name: name.into(),
         properties,
