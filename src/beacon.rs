@@ -26,7 +26,14 @@ pub const MAX_EVENTS: usize = 50;
 /// event is stamped with the request time instead.
 pub const CLOCK_SKEW_MS: i64 = 24 * Millis::HOUR;
 
-const UTM_KEYS: [&str; 5] = ["source", "medium", "campaign", "term", "content"];
+/// Campaign parameters of an event's `utm` object, and the property each becomes.
+const UTM_KEYS: [(&str, &str); 5] = [
+    ("source", "utm_source"),
+    ("medium", "utm_medium"),
+    ("campaign", "utm_campaign"),
+    ("term", "utm_term"),
+    ("content", "utm_content"),
+];
 
 /// The body, its events read as `E`: parsed with it (`RawEvent`) when every event is
 /// well-formed, the common case, in one pass; otherwise kept raw (`&RawValue`) and parsed one
@@ -124,7 +131,9 @@ struct RawEvent<'a> {
     referrer: Option<JsonStr<'a>>,
     #[serde(borrow)]
     title: Option<JsonStr<'a>>,
-    utm: Option<Map<String, Value>>,
+    // Boxed: few events carry one, and every event is moved a few times as it is read.
+    #[serde(borrow)]
+    utm: Option<Box<Utm<'a>>>,
     props: Option<Map<String, Value>>,
     #[serde(borrow)]
     user_id: Option<JsonStr<'a>>,
@@ -135,9 +144,102 @@ struct RawEvent<'a> {
     traits: Option<Map<String, Value>>,
 }
 
+/// An event's `utm` object as far as it is kept: the text of each campaign parameter, in
+/// [`UTM_KEYS`] order, borrowed from the body. It is read entry by entry as a
+/// `Map<String, Value>` would be, accepting and refusing the same objects with the same errors,
+/// without an owned key and value per entry: as in the map, a repeated key's last value is the
+/// one that counts, and a value that is not text is no parameter.
+#[derive(Default)]
+struct Utm<'a>([Option<JsonStr<'a>>; UTM_KEYS.len()]);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Utm<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Utm<'de>;
+            // As `Map`'s, so a `utm` that is not an object is refused in the same words.
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut utm = Utm::default();
+                while let Some(key) = map.next_key::<JsonStr<'de>>()? {
+                    match UTM_KEYS.iter().position(|(k, _)| *k == key.as_str()) {
+                        Some(i) => utm.0[i] = map.next_value::<UtmValue<'de>>()?.0,
+                        // Read (and checked) as the map read it, then dropped.
+                        None => drop(map.next_value::<Value>()?),
+                    }
+                }
+                Ok(utm)
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// A campaign parameter's value: its text, or nothing for any other JSON value, which is read
+/// in full as a `Value` (so the same values are accepted and refused as before).
+struct UtmValue<'a>(Option<JsonStr<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for UtmValue<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::value::{MapAccessDeserializer, SeqAccessDeserializer};
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = UtmValue<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any valid JSON value")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(UtmValue(Some(JsonStr(Cow::Borrowed(s)))))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(UtmValue(Some(JsonStr(Cow::Owned(s.to_owned())))))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+                Ok(UtmValue(Some(JsonStr(Cow::Owned(s)))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(UtmValue(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(UtmValue(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(UtmValue(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(UtmValue(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(UtmValue(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Value::deserialize(SeqAccessDeserializer::new(seq))?;
+                Ok(UtmValue(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                Value::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(UtmValue(None))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 /// A JSON string field, borrowed from the body when it has no escapes (most have none), so
 /// fields that are only looked at (the type, identify's identifiers) cost no copy. It accepts
 /// and refuses exactly what a `String` field does, with the same error text.
+#[derive(Default)]
 struct JsonStr<'a>(Cow<'a, str>);
 
 impl JsonStr<'_> {
@@ -284,8 +386,8 @@ pub fn parse(
         }
     };
     match events {
-        Events::Parsed(events) => {
-            for (index, raw) in events.into_iter().enumerate() {
+        Events::Parsed(mut events) => {
+            for (index, raw) in events.iter_mut().enumerate() {
                 record(index, one_event(&ctx, raw, keys, nonce));
             }
         }
@@ -293,7 +395,7 @@ pub fn parse(
             for (index, raw) in events.into_iter().enumerate() {
                 record(
                     index,
-                    read_event(raw).and_then(|raw| one_event(&ctx, raw, keys, nonce)),
+                    read_event(raw).and_then(|mut raw| one_event(&ctx, &mut raw, keys, nonce)),
                 );
             }
         }
@@ -325,9 +427,11 @@ fn read_event(value: &RawValue) -> Result<RawEvent<'_>, Refusal> {
     })
 }
 
+/// One event of the beacon, its fields taken out of `raw` (read in place, not moved whole:
+/// an event is a few hundred bytes).
 fn one_event(
     ctx: &Ctx,
-    mut raw: RawEvent<'_>,
+    raw: &mut RawEvent<'_>,
     keys: Option<&PiiKeys>,
     nonce: &mut dyn FnMut() -> [u8; 12],
 ) -> Result<Event, Refusal> {
@@ -384,7 +488,7 @@ fn one_event(
             ))
         }
     };
-    if let Some(url) = raw.url {
+    if let Some(url) = raw.url.take() {
         let url = checked_url(url.into_string()).map_err(|r| {
             refuse(
                 r,
@@ -394,7 +498,7 @@ fn one_event(
         })?;
         properties.insert("url".into(), url.into());
     }
-    if let Some(r) = raw.referrer.filter(|r| !r.as_str().is_empty()) {
+    if let Some(r) = raw.referrer.take().filter(|r| !r.as_str().is_empty()) {
         let r = checked_url(r.into_string()).map_err(|d| {
             refuse(
                 d,
@@ -404,14 +508,15 @@ fn one_event(
         })?;
         properties.insert("referrer".into(), r.into());
     }
-    if let Some(t) = raw.title {
+    if let Some(t) = raw.title.take() {
         properties.insert("title".into(), truncate_chars(t.into_string(), 300).into());
     }
     // UTM parameters are flattened to `utm_source` & co., the names reports and rules use.
-    for (k, v) in raw.utm.unwrap_or_default() {
-        if UTM_KEYS.contains(&k.as_str()) {
-            if let Value::String(s) = v {
-                properties.insert(format!("utm_{k}"), truncate_chars(s, 200).into());
+    if let Some(utm) = raw.utm.take() {
+        for ((_, property), text) in UTM_KEYS.iter().zip(utm.0) {
+            if let Some(text) = text {
+                let text = truncate_chars(text.into_string(), 200);
+                properties.insert(property.to_string(), text.into());
             }
         }
     }
@@ -431,7 +536,7 @@ fn one_event(
         _ => ctx.now,
     };
     Ok(Event {
-        id: raw.id.into_string(),
+        id: std::mem::take(&mut raw.id).into_string(),
         workspace: SharedStr::from_static(DEFAULT_WORKSPACE),
         site: Some(ctx.site.clone()),
         subject: Subject::Visitor(ctx.vid.clone()),
