@@ -185,11 +185,20 @@ pub fn number(v: &Value) -> Option<f64> {
 
 /// The path of an absolute URL, or the text itself.
 fn path_of(text: &str) -> &str {
-    match text.split_once("://") {
-        Some((_, rest)) => match rest.find('/') {
-            Some(i) => &rest[i..],
-            None => "/",
-        },
+    // Searched as bytes (rules look at every page view's URL): the separators are ASCII, so a
+    // match never falls inside a character, and the pieces are those of `split_once("://")`
+    // and `find('/')`.
+    let bytes = text.as_bytes();
+    let scheme_end = (2..bytes.len())
+        .find(|&i| bytes[i - 2] == b':' && bytes[i - 1] == b'/' && bytes[i] == b'/');
+    match scheme_end {
+        Some(end) => {
+            let rest = &text[end + 1..];
+            match rest.bytes().position(|b| b == b'/') {
+                Some(i) => &rest[i..],
+                None => "/",
+            }
+        }
         None => text,
     }
 }
@@ -282,6 +291,34 @@ mod tests {
         );
         assert_eq!(pts(json!({"job_title": "Directory clerk"})), 0);
         assert_eq!(pts(json!({})), 0);
+    }
+
+    #[test]
+    fn paths_are_those_of_splitting_at_the_scheme() {
+        fn split(text: &str) -> &str {
+            match text.split_once("://") {
+                Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+                None => text,
+            }
+        }
+        for text in [
+            "",
+            ":",
+            "://",
+            ":/",
+            "//",
+            "a://",
+            "https://a.example",
+            "https://a.example/cases/1?x=://y",
+            "https:/a.example/x",
+            "/cases/only",
+            "案例://例子/路径",
+            "é://x/y",
+            "x:///",
+            "::://a/b",
+        ] {
+            assert_eq!(path_of(text), split(text), "{text:?}");
+        }
     }
 
     #[test]

@@ -15,7 +15,6 @@ use crate::event::{Claims, DropReason, Event, IngestMessage, Subject};
 use crate::identity::{anonymous_contact_id, user_contact_id};
 use crate::scoring::Model;
 use crate::time::Millis;
-use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
 const INSERT_CONTACT: &str = "INSERT OR IGNORE INTO contacts \
@@ -261,25 +260,55 @@ struct Slot<'a> {
     head: [Value; 4],
 }
 
+/// A subject of a batch: its workspace and who it is.
+type SubjectKey<'a> = (&'a str, &'a Subject);
+
+/// Widens a subject's span of event times in `subjects` to take in a run's.
+fn widen<'a>(
+    subjects: &mut BTreeMap<SubjectKey<'a>, (Millis, Millis)>,
+    (key, first, last): (SubjectKey<'a>, Millis, Millis),
+) {
+    let known = subjects.entry(key).or_insert((first, last));
+    known.0 = known.0.min(first);
+    known.1 = known.1.max(last);
+}
+
 /// The statements that record a batch of queue messages, scoring them with `model` when given.
 pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Vec<Statement> {
-    let mut subjects: BTreeMap<(&str, &Subject), (Millis, Millis)> = BTreeMap::new();
+    let mut subjects: BTreeMap<SubjectKey<'_>, (Millis, Millis)> = BTreeMap::new();
     let mut drops: BTreeMap<(String, &str, DropReason), i64> = BTreeMap::new();
     let mut events: Vec<&Event> = Vec::with_capacity(messages.len());
+    // A beacon's events are consecutive and share their subject: they are taken a run at a
+    // time, the map looked up once per run rather than once per event. `runs` holds where each
+    // run starts in `events` and its subject; `run`, the one being read and its span of times.
+    let mut runs: Vec<(usize, SubjectKey<'_>)> = Vec::new();
+    let mut run: Option<(SubjectKey<'_>, Millis, Millis)> = None;
     for m in messages {
         match m {
             IngestMessage::Event(e) => {
-                let span = subjects
-                    .entry((&e.workspace, &e.subject))
-                    .or_insert((e.occurred_at, e.occurred_at));
-                span.0 = span.0.min(e.occurred_at);
-                span.1 = span.1.max(e.occurred_at);
+                let key = (e.workspace.as_str(), &e.subject);
+                let at = e.occurred_at;
+                match &mut run {
+                    Some((subject, first, last)) if *subject == key => {
+                        *first = (*first).min(at);
+                        *last = (*last).max(at);
+                    }
+                    _ => {
+                        if let Some(ended) = run.replace((key, at, at)) {
+                            widen(&mut subjects, ended);
+                        }
+                        runs.push((events.len(), key));
+                    }
+                }
                 events.push(e);
             }
             IngestMessage::Dropped { source, reason, at } => {
                 *drops.entry((at.utc_day(), source, *reason)).or_default() += 1;
             }
         }
+    }
+    if let Some(ended) = run {
+        widen(&mut subjects, ended);
     }
 
     let mut texts = Texts::default();
@@ -295,23 +324,19 @@ pub fn batch_statements(messages: &[IngestMessage], model: Option<&Model>) -> Ve
         })
         .collect();
     let mut batch: Vec<Ev<'_>> = Vec::with_capacity(events.len());
-    for e in &events {
-        let key = (e.workspace.as_str(), &e.subject);
-        // A beacon's events are consecutive and share their subject: look up only on a change.
-        let slot = match batch.last() {
-            Some(prev) if (slots[prev.slot].workspace, slots[prev.slot].subject) == key => {
-                prev.slot
-            }
-            _ => slots
-                .binary_search_by(|s| (s.workspace, s.subject).cmp(&key))
-                .expect("every event's subject has a slot"),
-        };
-        batch.push(Ev {
-            event: e,
-            subject: &slots[slot].head,
-            slot,
-            id: Value::text_shared(&e.id),
-        });
+    for (i, (start, key)) in runs.iter().enumerate() {
+        let end = runs.get(i + 1).map_or(events.len(), |(next, _)| *next);
+        let slot = slots
+            .binary_search_by(|s| (s.workspace, s.subject).cmp(key))
+            .expect("every event's subject has a slot");
+        for e in &events[*start..end] {
+            batch.push(Ev {
+                event: e,
+                subject: &slots[slot].head,
+                slot,
+                id: Value::text_shared(&e.id),
+            });
+        }
     }
 
     let scored = if model.is_some() {
@@ -593,26 +618,38 @@ pub fn touch_of(e: &Event) -> Option<String> {
     if e.name != "page" {
         return None;
     }
-    let p = &e.properties;
-    let get = |k: &str| p.get(k).and_then(Json::as_str);
-    let url = get("url");
-    let referrer = get("referrer");
+    // The text properties a touch is made of, found in one walk over the properties rather than
+    // a search of the map per key.
+    let [mut url, mut referrer, mut utm_source, mut utm_medium] = [None; 4];
+    let [mut utm_campaign, mut utm_term, mut utm_content] = [None; 3];
+    for (k, v) in &e.properties {
+        let slot = match k.as_str() {
+            "url" => &mut url,
+            "referrer" => &mut referrer,
+            "utm_source" => &mut utm_source,
+            "utm_medium" => &mut utm_medium,
+            "utm_campaign" => &mut utm_campaign,
+            "utm_term" => &mut utm_term,
+            "utm_content" => &mut utm_content,
+            _ => continue,
+        };
+        *slot = v.as_str();
+    }
     let same_site = match (url.and_then(host_of), referrer.and_then(host_of)) {
         (Some(a), Some(b)) => a == b,
         _ => false,
     };
-    let utm_source = get("utm_source");
     let source = utm_source.or_else(|| referrer.filter(|_| !same_site).and_then(host_of))?;
     // A referred visit without campaign parameters is a referral.
-    let medium = get("utm_medium").or_else(|| utm_source.is_none().then_some("referral"));
+    let medium = utm_medium.or_else(|| utm_source.is_none().then_some("referral"));
     let touch = [
-        ("campaign", get("utm_campaign")),
-        ("content", get("utm_content")),
+        ("campaign", utm_campaign),
+        ("content", utm_content),
         ("landing_page", url),
         ("medium", medium),
         ("referrer", referrer),
         ("source", Some(source)),
-        ("term", get("utm_term")),
+        ("term", utm_term),
     ];
     Some(crate::event::text_object_json(
         touch.into_iter().filter_map(|(k, v)| Some((k, v?))),
