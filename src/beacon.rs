@@ -56,8 +56,8 @@ struct Body<'a, E> {
 /// one doubling at a time as they are read; this list starts with room for a typical beacon's.
 struct EventList<E>(Vec<E>);
 
-/// Room for the events of most beacons (the snippet sends what a page gathered, a few to a few
-/// dozen); a longer list grows as a `Vec` does.
+/// Room for the events of all but the busiest beacons (the snippet sends what a page gathered
+/// in about a second, at most 50); a longer list grows as a `Vec` does.
 const TYPICAL_EVENTS: usize = 16;
 
 impl<'de, E: Deserialize<'de>> Deserialize<'de> for EventList<E> {
@@ -74,13 +74,23 @@ impl<'de, E: Deserialize<'de>> Deserialize<'de> for EventList<E> {
                 mut seq: A,
             ) -> Result<Self::Value, A::Error> {
                 let mut events = Vec::with_capacity(TYPICAL_EVENTS);
-                while let Some(event) = seq.next_element()? {
-                    events.push(event);
-                }
+                while seq.next_element_seed(Push(&mut events))?.is_some() {}
                 Ok(EventList(events))
             }
         }
         d.deserialize_seq(Visit(std::marker::PhantomData))
+    }
+}
+
+/// Reads one event straight into the list: an event is a few hundred bytes, and handed back
+/// through `next_element` as an `Option` it would be copied on the way.
+struct Push<'v, E>(&'v mut Vec<E>);
+
+impl<'de, E: Deserialize<'de>> serde::de::DeserializeSeed<'de> for Push<'_, E> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        self.0.push(E::deserialize(d)?);
+        Ok(())
     }
 }
 
@@ -370,8 +380,8 @@ pub fn parse(
         sid: sid.as_ref().map(|s| SharedStr::shared(s.as_str())),
         now,
     };
-    let mut record = |index: usize, event: Result<Event, Refusal>| match event {
-        Ok(event) => beacon.messages.push(IngestMessage::Event(event)),
+    let mut record = |index: usize, event: Result<IngestMessage, Refusal>| match event {
+        Ok(event) => beacon.messages.push(event),
         Err((reason, field, message)) => {
             beacon.messages.push(IngestMessage::Dropped {
                 source: "beacon".into(),
@@ -427,14 +437,14 @@ fn read_event(value: &RawValue) -> Result<RawEvent<'_>, Refusal> {
     })
 }
 
-/// One event of the beacon, its fields taken out of `raw` (read in place, not moved whole:
-/// an event is a few hundred bytes).
+/// One event of the beacon, as its queue message, its fields taken out of `raw` (read in place,
+/// not moved whole: an event is a few hundred bytes).
 fn one_event(
     ctx: &Ctx,
     raw: &mut RawEvent<'_>,
     keys: Option<&PiiKeys>,
     nonce: &mut dyn FnMut() -> [u8; 12],
-) -> Result<Event, Refusal> {
+) -> Result<IngestMessage, Refusal> {
     if !is_valid_event_id(raw.id.as_str()) {
         return Err(refuse(
             DropReason::InvalidEvent,
@@ -535,7 +545,7 @@ fn one_event(
         }
         _ => ctx.now,
     };
-    Ok(Event {
+    Ok(IngestMessage::Event(Event {
         id: std::mem::take(&mut raw.id).into_string(),
         workspace: SharedStr::from_static(DEFAULT_WORKSPACE),
         site: Some(ctx.site.clone()),
@@ -547,5 +557,5 @@ fn one_event(
         consents: Vec::new(),
         occurred_at,
         received_at: ctx.now,
-    })
+    }))
 }

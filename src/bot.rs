@@ -473,10 +473,11 @@ const PAIR_BITS: usize = 1024;
 
 /// A lowercased User-Agent with the set of adjacent byte pairs it contains (hashed into
 /// `PAIR_BITS` bits). A browser's User-Agent matches none of the ~300 table entries, and a
-/// substring search per entry was most of what `classify` cost; an entry whose first or last
-/// two bytes never occur side by side in the header cannot occur in it, so most entries are
-/// ruled out by two bit tests. The set only rules out, never in: every match is still a
-/// substring search.
+/// substring search per entry was most of what `classify` cost; an entry whose first, middle or
+/// last two bytes never occur side by side in the header cannot occur in it, so most entries
+/// are ruled out by two bit tests, and nearly all the rest by a third (a browser's header
+/// leaves a handful of ~300 entries to search instead of ~20). The set only rules out, never
+/// in: every match is still a substring search.
 struct Haystack<'a> {
     text: &'a str,
     pairs: [u64; PAIR_BITS / 64],
@@ -505,7 +506,11 @@ impl<'a> Haystack<'a> {
         let t = token.as_bytes();
         match t.len() {
             0 | 1 => true,
-            n => self.has_pair(t[0], t[1]) && self.has_pair(t[n - 2], t[n - 1]),
+            n => {
+                self.has_pair(t[0], t[1])
+                    && self.has_pair(t[n - 2], t[n - 1])
+                    && self.has_pair(t[n / 2 - 1], t[n / 2])
+            }
         }
     }
 

@@ -211,16 +211,20 @@ pub(super) fn params<const N: usize>(head: &[Value], tail: [Value; N]) -> Vec<Va
 }
 
 /// Texts that many statements of a batch bind (workspaces, event names): each is allocated once
-/// per batch and shared by every statement binding it.
+/// per batch and shared by every statement binding it. A batch has a handful, mostly of
+/// different lengths, so they are found by a walk that compares lengths first (a text is only
+/// compared with those of its length) rather than by a search comparing text at each step.
 #[derive(Default)]
-pub(super) struct Texts<'a>(BTreeMap<&'a str, Value>);
+pub(super) struct Texts<'a>(Vec<(&'a str, Value)>);
 
 impl<'a> Texts<'a> {
     pub(super) fn get(&mut self, s: &'a str) -> Value {
-        self.0
-            .entry(s)
-            .or_insert_with(|| Value::text_shared(s))
-            .clone()
+        if let Some((_, v)) = self.0.iter().find(|(t, _)| *t == s) {
+            return v.clone();
+        }
+        let v = Value::text_shared(s);
+        self.0.push((s, v.clone()));
+        v
     }
 }
 
