@@ -570,13 +570,7 @@ mod tests {
         });
         let mut cases = vec![fixed];
         // And random documents: nested values, strings over a mix of escapes and characters.
-        let mut seed = 0x6b696e646c696e67u64;
-        let mut next = move |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut next = crate::test_numbers();
         const CHARS: [char; 12] = [
             'a', 'Z', '0', ' ', '"', '\\', '\n', '\u{1}', '\u{1f}', 'é', '中', '😀',
         ];

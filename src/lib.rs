@@ -53,6 +53,19 @@ pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
 }
 pub use time::Millis;
 
+/// Deterministic numbers for tests that generate many inputs: `next(n)` is below `n`, and
+/// every run draws the same sequence, so a failure names an input that reproduces.
+#[cfg(test)]
+pub(crate) fn test_numbers() -> impl FnMut(u64) -> u64 {
+    let mut seed = 0x6b696e646c696e67u64;
+    move |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

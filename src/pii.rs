@@ -605,13 +605,7 @@ mod tests {
             (labels >= 2 && out.len() <= 253).then_some(out)
         }
         const PIECES: [&str; 9] = ["a", "b7", "-", ".", "_", " ", "x--y", "中", "z"];
-        let mut seed = 0x6b696e646c696e67u64;
-        let mut next = move |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
+        let mut next = crate::test_numbers();
         let mut domains: Vec<String> = (0..5000)
             .map(|_| {
                 (0..next(12))
